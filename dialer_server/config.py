@@ -1,0 +1,201 @@
+"""Settings: typed dataclasses read from a TOML file, then the environment.
+
+Precedence: defaults < TOML file < environment. Environment variables are named
+``DIALER_<SECTION>_<KEY>`` (``DIALER_AMI_SECRET``); ``DATABASE_URL`` is honoured
+as well, since that is what most hosting and tooling set. Unknown keys are errors:
+a typo in a config file must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "DIALER_"
+# Environment variables with our prefix that are not settings.
+_NON_SETTING_ENV = {"DIALER_CONFIG", "DIALER_CACHE_DIR", "DIALER_VENV"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "postgresql://postgres@127.0.0.1:55432/dialer"
+    min_connections: int = 2
+    max_connections: int = 10
+    connect_timeout_s: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "dialer"
+    secret: str = ""
+    connect_timeout_s: float = 5.0
+    # Every AMI action is bounded: a dropped link must never leave a waiter hanging.
+    action_timeout_s: float = 10.0
+    # Our own Ping watchdog (panoramisk's never checks the reply).
+    ping_interval_s: float = 5.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclasses.dataclass(frozen=True)
+class DialingConfig:
+    # The PJSIP endpoint campaign calls leave through (pjsip.conf).
+    trunk: str = "carrier"
+    # Where answered calls enter the dialplan (extensions.conf).
+    context: str = "dialer-answered"
+    extension: str = "s"
+    caller_id: str = ""
+    # Regulations in several countries require at least 15 s of ringing.
+    ring_timeout_s: float = 30.0
+    # How long after the ring timeout we still wait for Asterisk's verdict on a
+    # call before calling it dangling.
+    result_margin_s: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
+    ami: AmiConfig = dataclasses.field(default_factory=AmiConfig)
+    http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
+    dialing: DialingConfig = dataclasses.field(default_factory=DialingConfig)
+    log: LogConfig = dataclasses.field(default_factory=LogConfig)
+
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Build the settings from an optional TOML file and the environment.
+
+    Raises ConfigError with a one-line message naming the offending key.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, dict[str, Any]] = {}
+    if path is None and env.get("DIALER_CONFIG"):
+        path = env["DIALER_CONFIG"]
+    if path is not None:
+        raw = _read_toml(Path(path))
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    for key, section in raw.items():
+        if key not in sections:
+            raise ConfigError(f"unknown config section [{key}] (known: {', '.join(sections)})")
+        if not isinstance(section, dict):
+            raise ConfigError(f"config key {key!r} must be a [section]")
+
+    if "DATABASE_URL" in env:
+        raw.setdefault("database", {})["url"] = env["DATABASE_URL"]
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _NON_SETTING_ENV:
+            continue
+        section_name, key = _split_env_name(name, sections)
+        raw.setdefault(section_name, {})[key] = value
+
+    built: dict[str, Any] = {}
+    for section_name, field in sections.items():
+        cls = field.default_factory
+        built[section_name] = _build_section(section_name, cls, raw.get(section_name, {}))
+    config = Config(**built)
+    _validate(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _split_env_name(name: str, sections: Mapping[str, Any]) -> tuple[str, str]:
+    rest = name[len(ENV_PREFIX) :].lower()
+    for section_name in sections:
+        if rest.startswith(section_name + "_"):
+            return section_name, rest[len(section_name) + 1 :]
+    raise ConfigError(f"unknown setting in environment variable {name}")
+
+
+def _build_section(section_name: str, cls: Any, values: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown config key {section_name}.{key} (known: {', '.join(fields)})"
+            )
+        kwargs[key] = _coerce(f"{section_name}.{key}", hints[key], value)
+    return cls(**kwargs)
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    """Values from the environment are strings; TOML values are typed already."""
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {name} must be {kind.__name__}, got {value!r}") from None
+    raise ConfigError(f"config key {name} has an unsupported type")  # pragma: no cover
+
+
+def _validate(config: Config) -> None:
+    if config.log.level.upper() not in _LOG_LEVELS:
+        raise ConfigError(f"config key log.level must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    if not 1 <= config.ami.port <= 65535:
+        raise ConfigError("config key ami.port must be a TCP port (1-65535)")
+    if not 0 <= config.http.port <= 65535:
+        raise ConfigError("config key http.port must be a TCP port (0-65535)")
+    if config.dialing.ring_timeout_s < 15:
+        raise ConfigError("config key dialing.ring_timeout_s must be at least 15 seconds")
+    if config.ami.reconnect_min_s <= 0 or config.ami.reconnect_max_s < config.ami.reconnect_min_s:
+        raise ConfigError("config keys ami.reconnect_min_s/reconnect_max_s must be 0 < min <= max")
+    if not config.database.url.startswith(("postgres://", "postgresql://")):
+        raise ConfigError("config key database.url must be a postgresql:// URL")
+    if config.database.min_connections < 1 or (
+        config.database.max_connections < config.database.min_connections
+    ):
+        raise ConfigError("config keys database.min/max_connections must be 1 <= min <= max")

@@ -1,0 +1,198 @@
+"""Placing one call through Asterisk and following it to its outcome.
+
+Each call is originated with ``ChannelId`` = our attempt id, which becomes the
+channel's Uniqueid: every event of the call names the attempt it belongs to, so
+nothing depends on panoramisk's ActionIDs or on channel names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from .ami import AmiClient, Event
+from .errors import AmiError
+from .outcomes import Outcome, classify
+
+logger = logging.getLogger(__name__)
+
+# After a failed OriginateResponse, how long the channel's Hangup (which holds
+# the telling cause) may lag behind it.
+HANGUP_GRACE_S = 3.0
+# Slack on top of the ring timeout for Asterisk to report a failed call.
+ORIGINATE_MARGIN_S = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CallRequest:
+    attempt_id: str
+    number: str
+    trunk: str
+    context: str
+    extension: str = "s"
+    ring_timeout_s: float = 30.0
+    caller_id: str = ""
+    # Channel variables for the dialplan (DIALER_PLAYBACK, DIALER_MAX_CALL_S...).
+    variables: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # An answered call is followed until it hangs up, at most this long.
+    max_call_s: float = 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CallResult:
+    attempt_id: str
+    outcome: Outcome
+    originate_response: str | None
+    originate_reason: int | None
+    hangup_cause: int | None
+    hangup_cause_text: str | None
+    answered_at: datetime | None
+    ended_at: datetime
+
+
+@dataclasses.dataclass
+class _Call:
+    hangup: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    cause: int | None = None
+    cause_text: str | None = None
+    ended_at: datetime | None = None
+
+
+class CallTracker:
+    """Collects the events of calls we originated, keyed by attempt id."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, _Call] = {}
+
+    def handle_event(self, event: Event) -> None:
+        """AMI event handler (subscribe it to the AmiClient)."""
+        if event.get("Event") != "Hangup":
+            return
+        call = self._calls.get(event.get("Uniqueid", ""))
+        if call is None:
+            return
+        call.cause = _int_or_none(event.get("Cause"))
+        call.cause_text = event.get("Cause-txt") or None
+        call.ended_at = datetime.now(UTC)
+        call.hangup.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
+
+    async def place_call(
+        self,
+        ami: AmiClient,
+        request: CallRequest,
+        on_sent: Callable[[], Awaitable[None]] | None = None,
+        on_answered: Callable[[], Awaitable[None]] | None = None,
+    ) -> CallResult:
+        """Originate one call and wait for its outcome.
+
+        ``on_sent`` runs once Asterisk has the Originate, ``on_answered`` when
+        the callee answers. Raises AmiDisconnected if the link drops before the
+        outcome is known: the call may still exist, and only reconciliation
+        with Asterisk (not a resend) may settle it.
+        """
+        if request.attempt_id in self._calls:
+            raise ValueError(f"attempt {request.attempt_id} is already being dialled")
+        call = self._calls[request.attempt_id] = _Call()
+        try:
+            return await self._place(ami, request, call, on_sent, on_answered)
+        finally:
+            del self._calls[request.attempt_id]
+
+    async def _place(
+        self,
+        ami: AmiClient,
+        request: CallRequest,
+        call: _Call,
+        on_sent: Callable[[], Awaitable[None]] | None,
+        on_answered: Callable[[], Awaitable[None]] | None,
+    ) -> CallResult:
+        action: dict[str, str | list[str]] = {
+            "Action": "Originate",
+            "Channel": f"PJSIP/{request.number}@{request.trunk}",
+            "Context": request.context,
+            "Exten": request.extension,
+            "Priority": "1",
+            "Timeout": str(int(request.ring_timeout_s * 1000)),
+            "ChannelId": request.attempt_id,
+            "Async": "true",
+        }
+        if request.caller_id:
+            action["CallerID"] = request.caller_id
+        if request.variables:
+            action["Variable"] = [f"{k}={v}" for k, v in request.variables.items()]
+        originate = asyncio.create_task(
+            ami.send_action(action, timeout=request.ring_timeout_s + ORIGINATE_MARGIN_S),
+            name=f"originate-{request.attempt_id}",
+        )
+        # send_action has written the action once the task has started running.
+        await asyncio.sleep(0)
+        if on_sent is not None and not originate.done():
+            await on_sent()
+        try:
+            reply = await originate
+        except AmiError:
+            raise
+        except TimeoutError:
+            # No verdict from Asterisk: the caller decides (reconcile or dangling).
+            raise AmiError(f"no OriginateResponse for attempt {request.attempt_id}") from None
+
+        first = reply[0]
+        if first.get("Response") == "Error":
+            # Asterisk refused the action itself (unknown endpoint, bad channel id...).
+            return self._result(request, call, "Error", None, answered_at=None)
+        final = next((m for m in reply if m.get("Event") == "OriginateResponse"), None)
+        response = final.get("Response") if final is not None else None
+        reason = _int_or_none(final.get("Reason")) if final is not None else None
+
+        if response == "Success":
+            answered_at = datetime.now(UTC)
+            if on_answered is not None:
+                await on_answered()
+            try:
+                await asyncio.wait_for(call.hangup.wait(), request.max_call_s + ORIGINATE_MARGIN_S)
+            except TimeoutError:
+                logger.warning(
+                    "answered call outlived its maximum duration",
+                    extra={"action": "originate", "attempt_id": request.attempt_id},
+                )
+            return self._result(request, call, response, reason, answered_at=answered_at)
+
+        try:
+            await asyncio.wait_for(call.hangup.wait(), HANGUP_GRACE_S)
+        except TimeoutError:
+            pass  # no channel was ever created: the Reason code is all there is
+        return self._result(request, call, response, reason, answered_at=None)
+
+    @staticmethod
+    def _result(
+        request: CallRequest,
+        call: _Call,
+        response: str | None,
+        reason: int | None,
+        *,
+        answered_at: datetime | None,
+    ) -> CallResult:
+        return CallResult(
+            attempt_id=request.attempt_id,
+            outcome=classify(response, reason, call.cause),
+            originate_response=response,
+            originate_reason=reason,
+            hangup_cause=call.cause,
+            hangup_cause_text=call.cause_text,
+            answered_at=answered_at,
+            ended_at=call.ended_at or datetime.now(UTC),
+        )
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,65 @@
+"""The HTTP side of the daemon: health, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from .ami import AmiClient
+from .metrics import Metrics
+
+
+@dataclasses.dataclass
+class Services:
+    pool: Any
+    ami: AmiClient
+    metrics: Metrics
+
+
+SERVICES = web.AppKey("services", Services)
+# A readiness probe that hangs is worse than one that says no.
+_DB_CHECK_TIMEOUT_S = 2.0
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application()
+    app[SERVICES] = services
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to dial: PostgreSQL answers and the AMI connection is logged in."""
+    services = request.app[SERVICES]
+    checks: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(_DB_CHECK_TIMEOUT_S):
+            await services.pool.fetchval("SELECT 1")
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # any failure means "not ready", with the reason shown
+        checks["database"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+    ami = services.ami
+    checks["ami"] = {"ok": ami.connected, "state": ami.state.value}
+    if not ami.connected and ami.last_error:
+        checks["ami"]["error"] = ami.last_error
+    ready = all(c["ok"] for c in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICES].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
