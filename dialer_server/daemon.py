@@ -91,9 +91,14 @@ class Daemon:
         for task in done:
             if task is not stopper and not task.cancelled() and task.exception() is not None:
                 failure = task.exception()
-                logger.error(
-                    "task %s failed: %s", task.get_name(), failure, extra={"action": "supervise"}
-                )
+                # A DialerError is reported once, by the caller, as one line.
+                if not isinstance(failure, DialerError):
+                    logger.error(
+                        "task %s failed: %r",
+                        task.get_name(),
+                        failure,
+                        extra={"action": "supervise"},
+                    )
         self.stop_event.set()
         stopper.cancel()
         _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from .ami import AmiState
 from .outcomes import Outcome
+
+# *_created series double every counter for a timestamp nobody graphs.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
