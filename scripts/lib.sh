@@ -88,8 +88,12 @@ ensure_venv() {
     want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         log "installing the project into $VENV (pip)"
-        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+        local pip_log="$VENV/pip.log"
+        if ! { "$VENV/bin/python" -m pip install --upgrade pip \
+            && "$VENV/bin/python" -m pip install -e "$ROOT[dev]"; } >"$pip_log" 2>&1; then
+            tail -n 30 "$pip_log" >&2
+            die "pip install failed, see $pip_log"
+        fi
         echo "$want" >"$stamp"
     fi
 }
