@@ -66,11 +66,39 @@ class DialingConfig:
     # How long after the ring timeout we still wait for Asterisk's verdict on a
     # call before calling it dangling.
     result_margin_s: float = 30.0
+    # An answered call is followed at most this long (then it is left to Asterisk).
+    max_call_s: float = 3600.0
+    # Call strategy files (*.yaml) loaded into the database at start.
+    strategies_dir: str = "strategies"
+    # How often the scheduler looks for due contacts.
+    tick_s: float = 0.2
+    # How often open attempts nobody follows (a dead daemon's) are looked for.
+    reconcile_interval_s: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
+
+
+SMS_PROVIDERS = ("none", "ami", "http")
+
+
+@dataclasses.dataclass(frozen=True)
+class SmsConfig:
+    # "none", "ami" (MessageSend over a PJSIP endpoint) or "http" (a gateway).
+    provider: str = "none"
+    # ami: the PJSIP endpoint (pjsip.conf) the MESSAGE leaves through, and the
+    # From of the MESSAGE ("15550001111" or "sip:15550001111@host"; empty: the
+    # endpoint's default). Replies come back to that number.
+    endpoint: str = "carrier"
+    from_uri: str = ""
+    # http: POSTed to url with body_template (JSON; {number}, {text} and
+    # {attempt_id} become JSON strings); auth_header is sent as Authorization.
+    url: str = ""
+    auth_header: str = dataclasses.field(default="", repr=False)
+    body_template: str = '{"to": {number}, "text": {text}, "id": {attempt_id}}'
+    timeout_s: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +108,7 @@ class Config:
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     dialing: DialingConfig = dataclasses.field(default_factory=DialingConfig)
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
+    sms: SmsConfig = dataclasses.field(default_factory=SmsConfig)
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -189,6 +218,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("config key ami.port must be a TCP port (1-65535)")
     if not 0 <= config.http.port <= 65535:
         raise ConfigError("config key http.port must be a TCP port (0-65535)")
+    if config.dialing.tick_s <= 0 or config.dialing.reconcile_interval_s <= 0:
+        raise ConfigError("config keys dialing.tick_s/reconcile_interval_s must be > 0")
     if config.dialing.ring_timeout_s < 15:
         raise ConfigError("config key dialing.ring_timeout_s must be at least 15 seconds")
     if config.ami.reconnect_min_s <= 0 or config.ami.reconnect_max_s < config.ami.reconnect_min_s:
@@ -199,3 +230,11 @@ def _validate(config: Config) -> None:
         config.database.max_connections < config.database.min_connections
     ):
         raise ConfigError("config keys database.min/max_connections must be 1 <= min <= max")
+    if config.sms.provider not in SMS_PROVIDERS:
+        raise ConfigError(f"config key sms.provider must be one of {', '.join(SMS_PROVIDERS)}")
+    if config.sms.provider == "http" and not config.sms.url.startswith(("http://", "https://")):
+        raise ConfigError("config key sms.url must be an http(s):// URL when sms.provider is http")
+    if config.sms.provider == "ami" and not config.sms.endpoint:
+        raise ConfigError("config key sms.endpoint must name a PJSIP endpoint for provider ami")
+    if config.sms.timeout_s <= 0:
+        raise ConfigError("config key sms.timeout_s must be > 0")
