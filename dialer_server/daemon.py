@@ -12,17 +12,23 @@ import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from . import db
+from . import db, store
 from .ami import AmiClient
 from .config import Config
 from .errors import DialerError
+from .instance import Instance
 from .metrics import Metrics
 from .migrations import migrate
 from .originate import CallTracker
+from .scheduler import Scheduler
+from .sms import build_provider
+from .strategy import load_strategies_dir, strategy_to_dict
 from .web import Services, create_app
 
 logger = logging.getLogger(__name__)
@@ -42,7 +48,10 @@ class Daemon:
         self.ami.subscribe(self.tracker.handle_event)
         self.pool: Any = None
         self.http_port: int | None = None
+        self.instance = Instance(config.database.url, config.database.connect_timeout_s)
+        self.scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
         """Run until stopped; raise DialerError when a part fails for good."""
@@ -55,11 +64,32 @@ class Daemon:
                     "database schema updated",
                     extra={"action": "migrate", "versions": [m.version for m in applied]},
                 )
+            await load_strategy_files(self.pool, Path(self.config.dialing.strategies_dir))
+            await self.instance.register(self.pool)
             await self._start_http()
-            tasks = [asyncio.create_task(self.ami.run(self.stop_event), name="ami")]
+            self._session = aiohttp.ClientSession()
+            self.scheduler = Scheduler(
+                pool=self.pool,
+                ami=self.ami,
+                tracker=self.tracker,
+                sms=build_provider(self.config.sms, self.ami, self._session),
+                config=self.config,
+                instance=self.instance,
+                metrics=self.metrics,
+            )
+            tasks = [
+                asyncio.create_task(self.ami.run(self.stop_event), name="ami"),
+                asyncio.create_task(self.instance.hold(self.stop_event), name="instance"),
+                asyncio.create_task(self.scheduler.run(self.stop_event), name="scheduler"),
+            ]
             logger.info(
                 "dialer started",
-                extra={"action": "start", "http_port": self.http_port, "pid": os.getpid()},
+                extra={
+                    "action": "start",
+                    "http_port": self.http_port,
+                    "pid": os.getpid(),
+                    "instance_id": self.instance.id,
+                },
             )
             await self._supervise(tasks)
         finally:
@@ -115,10 +145,34 @@ class Daemon:
     async def _cleanup(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), STOP_GRACE_S)
         logger.info("dialer stopped", extra={"action": "stop"})
+
+
+async def load_strategy_files(pool: Any, directory: Path) -> None:
+    """Store the strategy files' versions; a changed file must bump its version."""
+    if not await asyncio.to_thread(directory.is_dir):
+        logger.warning(
+            "no strategy directory %s: only strategies in the database are available",
+            directory,
+            extra={"action": "strategies"},
+        )
+        return
+    async with pool.acquire() as conn:
+        for strategy in await asyncio.to_thread(load_strategies_dir, directory):
+            definition = strategy_to_dict(strategy)
+            _, stored = await store.save_strategy_version(
+                conn, strategy.name, strategy.version, definition
+            )
+            if stored != definition:
+                raise DialerError(
+                    f"strategy {strategy.name} version {strategy.version} in {directory} "
+                    "differs from the stored one: give the changed strategy a new version"
+                )
 
 
 async def run_daemon(config: Config) -> None:

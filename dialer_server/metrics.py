@@ -38,8 +38,33 @@ class Metrics:
             registry=self.registry,
         )
         # Bounded label set: pre-create every outcome so rates start at 0.
-        for outcome in Outcome:
-            self.attempt_outcomes.labels(outcome=outcome.value)
+        for outcome in [*Outcome, "sent"]:
+            self.attempt_outcomes.labels(outcome=str(outcome))
+
+        self.calls_originated = Counter(
+            "dialer_calls_originated",
+            "Originates sent to Asterisk, by campaign id",
+            ["campaign"],
+            registry=self.registry,
+        )
+        self.calls_in_flight = Gauge(
+            "dialer_calls_in_flight",
+            "Attempts being dialled or followed right now, by campaign id",
+            ["campaign"],
+            registry=self.registry,
+        )
+        self.contacts_closed = Counter(
+            "dialer_contacts_closed",
+            "Contacts that reached a final state, by campaign id and state",
+            ["campaign", "state"],
+            registry=self.registry,
+        )
+        self.sms_sent = Counter(
+            "dialer_sms",
+            "SMS handed to the provider, by campaign id and result (sent, failed)",
+            ["campaign", "result"],
+            registry=self.registry,
+        )
 
     def ami_state_changed(self, state: AmiState) -> None:
         self.ami_up.set(1 if state is AmiState.CONNECTED else 0)

@@ -59,6 +59,8 @@ class _Call:
     cause: int | None = None
     cause_text: str | None = None
     ended_at: datetime | None = None
+    # Seen answered by a Newstate event (only needed for calls we adopt).
+    answered_at: datetime | None = None
 
 
 class CallTracker:
@@ -69,10 +71,15 @@ class CallTracker:
 
     def handle_event(self, event: Event) -> None:
         """AMI event handler (subscribe it to the AmiClient)."""
-        if event.get("Event") != "Hangup":
+        name = event.get("Event")
+        if name not in ("Hangup", "Newstate"):
             return
         call = self._calls.get(event.get("Uniqueid", ""))
         if call is None:
+            return
+        if name == "Newstate":
+            if event.get("ChannelStateDesc") == "Up" and call.answered_at is None:
+                call.answered_at = datetime.now(UTC)
             return
         call.cause = _int_or_none(event.get("Cause"))
         call.cause_text = event.get("Cause-txt") or None
@@ -82,6 +89,65 @@ class CallTracker:
     @property
     def in_flight(self) -> int:
         return len(self._calls)
+
+    def watch(self, attempt_id: str) -> None:
+        """Start collecting a call's events before we know whether it still exists.
+
+        Reconciliation watches first and lists Asterisk's channels second, so a
+        Hangup between the two is caught rather than lost.
+        """
+        self._calls.setdefault(attempt_id, _Call())
+
+    def unwatch(self, attempt_id: str) -> None:
+        self._calls.pop(attempt_id, None)
+
+    def end_if_answered(self, attempt_id: str) -> None:
+        """Asterisk no longer has this answered call: end it, its Hangup is lost."""
+        call = self._calls.get(attempt_id)
+        if call is not None and call.answered_at is not None and not call.hangup.is_set():
+            call.ended_at = datetime.now(UTC)
+            call.hangup.set()
+
+    def hung_up(self, attempt_id: str) -> CallResult | None:
+        """The result of a watched call whose Hangup already arrived, else None."""
+        call = self._calls.get(attempt_id)
+        if call is None or not call.hangup.is_set():
+            return None
+        return self._adopted_result(attempt_id, call, answered=False)
+
+    async def follow(
+        self, attempt_id: str, *, answered: bool, timeout_s: float
+    ) -> CallResult | None:
+        """Wait for the end of a call someone else originated (a watched attempt).
+
+        Returns None if it has not ended within ``timeout_s``: the caller decides
+        (dangling). ``answered`` says whether the channel was already up.
+        """
+        call = self._calls.setdefault(attempt_id, _Call())
+        try:
+            await asyncio.wait_for(call.hangup.wait(), timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._calls.pop(attempt_id, None)
+        return self._adopted_result(attempt_id, call, answered=answered)
+
+    @staticmethod
+    def _adopted_result(attempt_id: str, call: _Call, *, answered: bool) -> CallResult:
+        # The OriginateResponse went to a connection that is gone: whether the
+        # call was answered comes from the channel state, the rest from the cause.
+        answered_at = call.answered_at or (call.ended_at if answered else None)
+        response = "Success" if answered_at is not None else None
+        return CallResult(
+            attempt_id=attempt_id,
+            outcome=classify(response, None, call.cause),
+            originate_response=response,
+            originate_reason=None,
+            hangup_cause=call.cause,
+            hangup_cause_text=call.cause_text,
+            answered_at=answered_at,
+            ended_at=call.ended_at or datetime.now(UTC),
+        )
 
     async def place_call(
         self,
@@ -152,7 +218,7 @@ class CallTracker:
         reason = _int_or_none(final.get("Reason")) if final is not None else None
 
         if response == "Success":
-            answered_at = datetime.now(UTC)
+            answered_at = call.answered_at = call.answered_at or datetime.now(UTC)
             if on_answered is not None:
                 await on_answered()
             try:

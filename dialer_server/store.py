@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from .db import query
@@ -67,3 +69,118 @@ async def record_attempt_result(conn: Any, result: CallResult) -> bool:
 async def get_attempt(conn: Any, attempt_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(query("get_attempt"), attempt_id)
     return dict(row) if row is not None else None
+
+
+# --- campaigns and strategies ------------------------------------------------------
+
+
+async def save_strategy_version(
+    conn: Any, name: str, version: int, definition: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """Store a strategy version unless it exists; the stored (id, definition)."""
+    row = await conn.fetchrow(
+        query("insert_strategy_version"), name, version, json.dumps(definition)
+    )
+    return int(row["id"]), json.loads(row["definition"])
+
+
+async def strategy_by_id(conn: Any, strategy_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(query("strategy_by_id"), strategy_id)
+    if row is None:
+        return None
+    return {**dict(row), "definition": json.loads(row["definition"])}
+
+
+async def latest_strategy(conn: Any, name: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(query("latest_strategy"), name)
+    if row is None:
+        return None
+    return {**dict(row), "definition": json.loads(row["definition"])}
+
+
+async def create_campaign(
+    conn: Any,
+    name: str,
+    *,
+    strategy_id: int,
+    trunk: str | None = None,
+    caller_id: str | None = None,
+    max_concurrent_calls: int = 10,
+    max_calls_per_second: float = 5,
+    ring_timeout_s: int = 30,
+    default_region: str = "US",
+    timezone: str = "UTC",
+) -> int:
+    return int(
+        await conn.fetchval(
+            query("create_campaign"),
+            name,
+            strategy_id,
+            trunk,
+            caller_id,
+            max_concurrent_calls,
+            max_calls_per_second,
+            ring_timeout_s,
+            default_region,
+            timezone,
+        )
+    )
+
+
+async def set_campaign_state(conn: Any, campaign_id: int, state: str) -> None:
+    await conn.execute(query("set_campaign_state"), campaign_id, state)
+
+
+async def get_campaign(conn: Any, campaign_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(query("get_campaign"), campaign_id)
+    return dict(row) if row is not None else None
+
+
+async def running_campaigns(conn: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(query("running_campaigns"))]
+
+
+async def complete_campaign_if_done(conn: Any, campaign_id: int) -> bool:
+    return await conn.fetchval(query("complete_campaign_if_done"), campaign_id) is not None
+
+
+# --- contacts ------------------------------------------------------------------------
+
+
+async def insert_contact(
+    conn: Any,
+    campaign_id: int,
+    *,
+    phones: Sequence[str | None],
+    external_id: str | None = None,
+    params: Sequence[str | None] = (),
+    timezone: str | None = None,
+) -> int:
+    """A new contact, due at once. ``phones``: up to 5, ``params``: up to 12."""
+    phone_values = [*phones, *([None] * (5 - len(phones)))][:5]
+    param_values = [*params, *([None] * (12 - len(params)))][:12]
+    return int(
+        await conn.fetchval(
+            query("insert_contact"),
+            campaign_id,
+            external_id,
+            *phone_values,
+            *param_values,
+            timezone,
+        )
+    )
+
+
+async def get_contact(conn: Any, contact_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(query("get_contact"), contact_id)
+    return dict(row) if row is not None else None
+
+
+async def contact_attempts(conn: Any, contact_id: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(query("contact_attempts"), contact_id)]
+
+
+async def add_do_not_call(
+    conn: Any, number: str, *, campaign_id: int | None = None, reason: str | None = None
+) -> None:
+    await conn.execute(query("add_do_not_call"), campaign_id, number, reason)

@@ -101,16 +101,21 @@ async def template_db(stack: Stack) -> AsyncIterator[str]:
     from dialer_server.migrations import migrate
 
     name = f"dialer_template_{uuid.uuid4().hex[:8]}"
+    await _admin(stack, f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(_with_db(stack.database_url, name))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield name
+    await _admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin(stack: Stack, sql: str) -> None:
+    # A connection per statement: tests restart PostgreSQL, so none is kept open.
     admin = await asyncpg.connect(_with_db(stack.database_url, "postgres"))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(_with_db(stack.database_url, name))
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield name
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(sql)
     finally:
         await admin.close()
 
@@ -119,26 +124,18 @@ async def template_db(stack: Stack) -> AsyncIterator[str]:
 async def database_url(stack: Stack, template_db: str) -> AsyncIterator[str]:
     """The URL of a fresh, migrated database of this test's own."""
     name = f"dialer_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_with_db(stack.database_url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-        yield _with_db(stack.database_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _admin(stack, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield _with_db(stack.database_url, name)
+    await _admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def empty_database_url(stack: Stack) -> AsyncIterator[str]:
     """The URL of a fresh database with no schema at all."""
     name = f"dialer_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_with_db(stack.database_url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_db(stack.database_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _admin(stack, f'CREATE DATABASE "{name}"')
+    yield _with_db(stack.database_url, name)
+    await _admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -43,3 +43,172 @@ SELECT id, campaign_id, contact_id, channel, phone_slot, number, state, created_
        answered_at, ended_at, originate_response, originate_reason, hangup_cause,
        hangup_cause_text, outcome
 FROM attempts WHERE id = $1;
+
+-- name: insert_contact
+-- A new contact is due at once: its first action is decided when it is claimed.
+INSERT INTO contacts (campaign_id, external_id, phone1, phone2, phone3, phone4, phone5,
+                      param1, param2, param3, param4, param5, param6, param7, param8,
+                      param9, param10, param11, param12, timezone, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, now())
+RETURNING id;
+
+-- name: get_contact
+SELECT * FROM contacts WHERE id = $1;
+
+-- name: contact_attempts
+SELECT id, step, channel, phone_slot, number, state, outcome, created_at, sent_at, answered_at,
+       ended_at, hangup_cause, hangup_cause_text, detail
+FROM attempts WHERE contact_id = $1 ORDER BY created_at, id;
+
+-- name: insert_strategy_version
+-- Stores a strategy version once; returns the stored definition either way so
+-- the caller can tell a re-load of the same file from a changed one.
+WITH ins AS (
+    INSERT INTO strategies (name, version, definition) VALUES ($1, $2, $3)
+    ON CONFLICT (name, version) DO NOTHING
+    RETURNING id, definition
+)
+SELECT id, definition FROM ins
+UNION ALL
+SELECT id, definition FROM strategies WHERE name = $1 AND version = $2
+LIMIT 1;
+
+-- name: latest_strategy
+SELECT id, name, version, definition FROM strategies
+WHERE name = $1 ORDER BY version DESC LIMIT 1;
+
+-- name: strategy_by_id
+SELECT id, name, version, definition FROM strategies WHERE id = $1;
+
+-- name: create_campaign
+INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls,
+                       max_calls_per_second, ring_timeout_s, default_region, timezone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id;
+
+-- name: set_campaign_state
+UPDATE campaigns SET state = $2, updated_at = now() WHERE id = $1 RETURNING state;
+
+-- name: get_campaign
+SELECT * FROM campaigns WHERE id = $1;
+
+-- name: running_campaigns
+SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
+       ring_timeout_s
+FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
+
+-- name: complete_campaign_if_done
+-- A running campaign is done when every contact is closed and no attempt is open.
+UPDATE campaigns c SET state = 'completed', updated_at = now()
+WHERE c.id = $1 AND c.state = 'running'
+  AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND closed_at IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM attempts WHERE campaign_id = c.id AND state <> 'ended')
+RETURNING id;
+
+-- name: claim_due_contacts
+-- The one way work is leased: due contacts, oldest first, skipping rows another
+-- daemon holds. Unplanning them (next_attempt_at NULL) in the same statement
+-- means no other daemon can claim them again until their attempt has a result.
+WITH due AS (
+    SELECT id FROM contacts
+    WHERE campaign_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $3
+    ORDER BY next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE contacts c
+SET next_attempt_at = NULL, updated_at = now()
+FROM due WHERE c.id = due.id
+RETURNING c.*;
+
+-- name: plan_contact
+UPDATE contacts
+SET next_attempt_at = $2, next_step = $3, next_channel = $4, next_phone_slot = $5,
+    updated_at = now()
+WHERE id = $1 AND closed_at IS NULL;
+
+-- name: mark_contact_dialling
+UPDATE contacts
+SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL, next_channel = NULL,
+    next_phone_slot = NULL, updated_at = now()
+WHERE id = $1;
+
+-- name: close_contact
+UPDATE contacts
+SET state = $2, status = $3, status_detail = $4, next_attempt_at = NULL, next_step = NULL,
+    next_channel = NULL, next_phone_slot = NULL, closed_at = now(), updated_at = now()
+WHERE id = $1 AND closed_at IS NULL;
+
+-- name: lock_contact
+SELECT * FROM contacts WHERE id = $1 FOR UPDATE;
+
+-- name: contact_history
+SELECT step, channel, phone_slot, number, outcome, created_at
+FROM attempts WHERE contact_id = $1 AND state = 'ended' ORDER BY created_at, id;
+
+-- name: contact_has_open_attempt
+SELECT EXISTS (SELECT 1 FROM attempts WHERE contact_id = $1 AND state <> 'ended');
+
+-- name: is_do_not_call
+SELECT EXISTS (
+    SELECT 1 FROM dnc_numbers
+    WHERE number = $1 AND (campaign_id IS NULL OR campaign_id = $2)
+);
+
+-- name: add_do_not_call
+INSERT INTO dnc_numbers (campaign_id, number, reason) VALUES ($1, $2, $3)
+ON CONFLICT (number, coalesce(campaign_id, 0)) DO NOTHING;
+
+-- name: insert_engine_attempt
+INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step, instance_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id;
+
+-- name: record_attempt_outcome
+-- Like record_attempt_result, for results that are not a call report (SMS, dangling).
+UPDATE attempts
+SET state = 'ended', ended_at = $3::timestamptz, outcome = $2::text, detail = $4,
+    sent_at = coalesce(sent_at, CASE WHEN $2::text = 'sent' THEN $3::timestamptz END)
+WHERE id = $1 AND state <> 'ended'
+RETURNING id;
+
+-- name: register_instance
+INSERT INTO dialer_instances (hostname, pid) VALUES ($1, $2) RETURNING id;
+
+-- name: adopt_orphaned_attempts
+-- Takes over the open attempts of daemons that are gone: a daemon is alive
+-- exactly while it holds the advisory lock (1684, its id).
+UPDATE attempts a SET instance_id = $1
+WHERE a.state <> 'ended'
+  AND a.instance_id IS DISTINCT FROM $1
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid = 1684::oid AND l.objid = a.instance_id::oid AND l.objsubid = 2)
+RETURNING a.id, a.campaign_id, a.contact_id, a.channel, a.state, a.created_at;
+
+-- name: open_attempts_of_instance
+SELECT id, campaign_id, contact_id, channel, state, created_at
+FROM attempts WHERE instance_id = $1 AND state <> 'ended';
+
+-- name: match_sms_reply
+-- The contact a reply belongs to: the latest SMS we sent to that number whose
+-- contact still waits for an answer.
+SELECT c.id FROM attempts a JOIN contacts c ON c.id = a.contact_id
+WHERE a.channel = 'sms' AND a.number = $1 AND a.outcome = 'sent' AND c.state = 'sms_sent'
+ORDER BY a.created_at DESC LIMIT 1
+FOR UPDATE OF c;
+
+-- name: mark_sms_responded
+UPDATE contacts SET state = 'sms_responded', closed_at = coalesce(closed_at, now()),
+                    updated_at = now()
+WHERE id = $1;
+
+-- name: insert_sms_inbound
+INSERT INTO sms_inbound (number, body, received_at, contact_id) VALUES ($1, $2, $3, $4);
+
+-- name: delete_unsent_attempt
+-- An attempt whose Originate provably never left (AMI was down): it did not happen.
+DELETE FROM attempts WHERE id = $1 AND state = 'created' RETURNING contact_id;

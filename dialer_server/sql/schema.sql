@@ -1,6 +1,17 @@
 -- The current schema, equal to applying every migration in order (a test checks it).
 -- Campaigns, their contacts, and every attempt to reach a contact.
 
+-- A strategy is immutable once stored: a change is a new version, so the
+-- attempts already made keep the meaning they were made under.
+CREATE TABLE strategies (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name       text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    version    integer NOT NULL CHECK (version >= 1),
+    definition jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (name, version)
+);
+
 CREATE TABLE campaigns (
     id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name                 text NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 200),
@@ -17,7 +28,8 @@ CREATE TABLE campaigns (
     default_region       text NOT NULL DEFAULT 'US' CHECK (default_region ~ '^[A-Z]{2}$'),
     timezone             text NOT NULL DEFAULT 'UTC',
     created_at           timestamptz NOT NULL DEFAULT now(),
-    updated_at           timestamptz NOT NULL DEFAULT now()
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    strategy_id          bigint REFERENCES strategies (id)
 );
 
 CREATE TABLE contacts (
@@ -54,6 +66,12 @@ CREATE TABLE contacts (
     next_attempt_at timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- What the strategy decided to do at next_attempt_at. next_step NULL with a
+    -- due time means the first action is still to be decided (a fresh contact).
+    next_step       smallint CHECK (next_step >= 0),
+    next_channel    text CHECK (next_channel IN ('call', 'sms')),
+    next_phone_slot smallint CHECK (next_phone_slot BETWEEN 1 AND 5),
+    closed_at       timestamptz,
     UNIQUE (campaign_id, external_id)
 );
 
@@ -61,6 +79,16 @@ CREATE TABLE contacts (
 CREATE INDEX contacts_due_idx ON contacts (campaign_id, next_attempt_at)
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX contacts_campaign_state_idx ON contacts (campaign_id, state);
+
+-- One row per daemon start. A live daemon holds a session advisory lock on
+-- its id: when the lock is free, the daemon is gone (crash, kill -9, lost
+-- connection) and its calls in flight can be taken over at once.
+CREATE TABLE dialer_instances (
+    id         integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    hostname   text NOT NULL,
+    pid        integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE attempts (
     -- Also the Originate ChannelId, hence Asterisk's Uniqueid for the call:
@@ -86,10 +114,34 @@ CREATE TABLE attempts (
     hangup_cause_text  text,
     outcome            text CHECK (outcome IN (
                            'answered', 'busy', 'no_answer', 'congestion', 'invalid_number',
-                           'failed', 'machine', 'dangling')),
+                           'failed', 'machine', 'dangling', 'sent')),
+    step               smallint,
+    instance_id        integer REFERENCES dialer_instances (id),
+    -- What the SMS provider answered, or why a result is what it is.
+    detail             text,
     CHECK ((state = 'ended') = (outcome IS NOT NULL))
 );
 
 CREATE INDEX attempts_contact_idx ON attempts (contact_id, created_at);
 -- Attempts whose result is still open: what reconciliation walks after a restart.
 CREATE INDEX attempts_open_idx ON attempts (created_at) WHERE state <> 'ended';
+CREATE INDEX attempts_sms_number_idx ON attempts (number) WHERE channel = 'sms';
+
+-- Do-not-call numbers: campaign_id NULL is the global list.
+CREATE TABLE dnc_numbers (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    campaign_id bigint REFERENCES campaigns (id) ON DELETE CASCADE,
+    number      varchar(28) NOT NULL CHECK (length(number) > 0),
+    reason      text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX dnc_numbers_scope_idx ON dnc_numbers (number, coalesce(campaign_id, 0));
+
+-- Inbound SMS, kept whether or not a contact matched.
+CREATE TABLE sms_inbound (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    number      varchar(28) NOT NULL,
+    body        text NOT NULL,
+    received_at timestamptz NOT NULL,
+    contact_id  bigint REFERENCES contacts (id) ON DELETE SET NULL
+);

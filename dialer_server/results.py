@@ -1,0 +1,189 @@
+"""Recording what happened to an attempt, and what the contact does next.
+
+A result, the strategy's decision and the contact's new state are written in
+one transaction: after a crash either all of it happened or none of it did,
+and an attempt is closed exactly once (a late or repeated report of the same
+attempt changes nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from . import store
+from .db import query
+from .originate import CallResult
+from .strategy import (
+    Close,
+    Decision,
+    Dial,
+    PastAttempt,
+    Strategy,
+    next_action,
+    parse_strategy,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What recording a result did (for metrics and logs)."""
+
+    attempt_id: str
+    campaign_id: int
+    contact_id: int
+    outcome: str
+    decision: Decision | None
+
+
+def phones_of(contact: Any) -> list[str | None]:
+    return [contact[f"phone{slot}"] or None for slot in range(1, 6)]
+
+
+async def apply_decision(conn: Any, contact_id: int, decision: Decision) -> None:
+    """Write a strategy decision on the contact (a plan, or its final state)."""
+    if isinstance(decision, Close):
+        await conn.execute(
+            query("close_contact"),
+            contact_id,
+            decision.state,
+            decision.status,
+            decision.status_detail,
+        )
+        return
+    channel = "call" if isinstance(decision, Dial) else "sms"
+    await conn.execute(
+        query("plan_contact"),
+        contact_id,
+        decision.at,
+        decision.step,
+        channel,
+        decision.phone_slot,
+    )
+
+
+async def history(conn: Any, contact_id: int) -> list[PastAttempt]:
+    rows = await conn.fetch(query("contact_history"), contact_id)
+    return [
+        PastAttempt(
+            step=row["step"] if row["step"] is not None else 0,
+            channel=row["channel"],
+            phone_slot=row["phone_slot"],
+            number=row["number"],
+            outcome=row["outcome"],
+            started_at=row["created_at"],
+        )
+        for row in rows
+    ]
+
+
+async def record_call(
+    conn: Any, result: CallResult, strategy_for: StrategyLookup, now: datetime | None = None
+) -> Recorded | None:
+    """Close a call attempt with its result and move its contact on.
+
+    Returns None when the attempt was already closed (nothing changed).
+    """
+    async with conn.transaction():
+        if not await store.record_attempt_result(conn, result):
+            return None
+        return await _advance(conn, result.attempt_id, result.outcome.value, strategy_for, now)
+
+
+async def record_outcome(
+    conn: Any,
+    attempt_id: str,
+    outcome: str,
+    strategy_for: StrategyLookup,
+    *,
+    detail: str | None = None,
+    now: datetime | None = None,
+) -> Recorded | None:
+    """Close an attempt with an outcome that is not a call report (SMS, dangling)."""
+    now = now or datetime.now(UTC)
+    async with conn.transaction():
+        closed = await conn.fetchval(
+            query("record_attempt_outcome"), attempt_id, outcome, now, detail
+        )
+        if closed is None:
+            return None
+        return await _advance(conn, attempt_id, outcome, strategy_for, now)
+
+
+class StrategyLookup:
+    """The strategy of each campaign, loaded once per strategy version."""
+
+    def __init__(self) -> None:
+        self._by_campaign: dict[int, Strategy] = {}
+
+    async def get(self, conn: Any, campaign_id: int) -> Strategy | None:
+        cached = self._by_campaign.get(campaign_id)
+        if cached is not None:
+            return cached
+        campaign = await store.get_campaign(conn, campaign_id)
+        if campaign is None or campaign["strategy_id"] is None:
+            return None
+        row = await store.strategy_by_id(conn, campaign["strategy_id"])
+        if row is None:
+            return None
+        strategy = parse_strategy(row["definition"])
+        self._by_campaign[campaign_id] = strategy
+        return strategy
+
+    def forget(self, campaign_id: int) -> None:
+        """The campaign's strategy changed (API update)."""
+        self._by_campaign.pop(campaign_id, None)
+
+
+async def _advance(
+    conn: Any,
+    attempt_id: str,
+    outcome: str,
+    strategy_for: StrategyLookup,
+    now: datetime | None,
+) -> Recorded:
+    now = now or datetime.now(UTC)
+    attempt = await store.get_attempt(conn, attempt_id)
+    assert attempt is not None
+    contact = await conn.fetchrow(query("lock_contact"), attempt["contact_id"])
+    recorded = Recorded(attempt_id, attempt["campaign_id"], attempt["contact_id"], outcome, None)
+    if contact is None or contact["closed_at"] is not None:
+        # Cancelled or closed meanwhile (an SMS reply, the CRM): the result is
+        # kept on the attempt, the contact stays as it is.
+        return recorded
+    if await conn.fetchval(query("contact_has_open_attempt"), contact["id"]):
+        # Another attempt of this contact is still open: its result decides.
+        return recorded
+    strategy = await strategy_for.get(conn, attempt["campaign_id"])
+    if strategy is None:
+        decision: Decision = Close("not_connected", "failed", "$error")
+    else:
+        decision = next_action(
+            strategy, phones_of(contact), await history(conn, contact["id"]), now
+        )
+    await apply_decision(conn, contact["id"], decision)
+    return dataclasses.replace(recorded, decision=decision)
+
+
+def describe(decision: Decision | None) -> str:
+    """A short text of a decision, for logs."""
+    if decision is None:
+        return "unchanged"
+    if isinstance(decision, Close):
+        return f"close {decision.state}/{decision.status}/{decision.status_detail}"
+    kind = "dial" if isinstance(decision, Dial) else "sms"
+    return f"{kind} step {decision.step} phone {decision.phone_slot} at {decision.at.isoformat()}"
+
+
+async def sms_reply(conn: Any, number: str, body: str, received_at: datetime) -> int | None:
+    """Store an inbound SMS; the contact waiting for it becomes sms_responded."""
+    async with conn.transaction():
+        contact_id = await conn.fetchval(query("match_sms_reply"), number)
+        if contact_id is not None:
+            await conn.execute(query("mark_sms_responded"), contact_id)
+        await conn.execute(query("insert_sms_inbound"), number, body, received_at, contact_id)
+    return int(contact_id) if contact_id is not None else None

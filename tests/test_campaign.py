@@ -1,0 +1,152 @@
+"""A campaign dialled by the engine through real Asterisk and sipp, end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from dialer_server import store
+from dialer_server.config import Config, SmsConfig
+
+from .campaigns import (
+    add_campaign,
+    contact_report,
+    dumps,
+    engine_config,
+    running_daemon,
+    wait_campaign_state,
+)
+
+pytestmark = pytest.mark.stack
+
+# Far-end numbers (scripts/sipp/farend.xml): the last three digits pick the behaviour.
+ANSWER = "12025550202"
+BUSY = "12025550486"
+NO_ANSWER = "12025550180"
+NOT_FOUND = "12025550404"
+CONGESTION = "12025550503"
+
+FLOW = {
+    "name": "test-flow",
+    "version": 1,
+    "description": "phone 1 then phone 2, SMS when phone 1 is busy",
+    "caps": {"per_contact": 6},
+    "sms": {"text": "Hello {param1}, we tried to call you.", "close_state": "sms_sent"},
+    "on": {
+        "no_answer": {"action": "next"},
+        "congestion": {"action": "retry", "delay_s": 1},
+        "busy": {"action": "retry", "delay_s": 1},
+    },
+    "attempts": [
+        {"phone": 1, "ring_timeout_s": 15, "max_tries": 2, "on": {"busy": {"action": "sms"}}},
+        {"phone": 2, "ring_timeout_s": 15, "max_tries": 2},
+    ],
+}
+
+
+class SmsGateway:
+    """A local HTTP SMS gateway that accepts everything and keeps what it got."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(await request.json())
+        return web.json_response({"id": len(self.received)}, status=202)
+
+
+@pytest.fixture
+async def sms_gateway() -> Any:
+    gateway = SmsGateway()
+    app = web.Application()
+    app.router.add_post("/sms", gateway.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield gateway, f"http://127.0.0.1:{port}/sms"
+    await runner.cleanup()
+
+
+async def test_campaign_reaches_the_final_state_the_strategy_implies(
+    config: Config, database_url: str, sms_gateway: Any
+) -> None:
+    gateway, url = sms_gateway
+    config = dataclasses.replace(engine_config(config), sms=SmsConfig(provider="http", url=url))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await store.add_do_not_call(conn, "12025550999", reason="asked not to be called")
+        campaign_id, ids = await add_campaign(
+            conn,
+            "flow",
+            FLOW,
+            [
+                [ANSWER],  # answered on phone 1
+                [BUSY, ANSWER],  # busy on phone 1: SMS fallback, no phone 2
+                [NO_ANSWER, ANSWER],  # no answer: phone 2 answers
+                [NOT_FOUND, CONGESTION],  # wrong number, then congestion twice
+                [NOT_FOUND, None],  # empty phone 2: its attempts go to phone 1
+                ["12025550999"],  # do not call
+            ],
+            max_concurrent_calls=10,
+            max_calls_per_second=10,
+        )
+        async with running_daemon(config) as daemon:
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=120, alive=daemon.alive
+            )
+        reports = [await contact_report(conn, contact_id) for contact_id in ids]
+    finally:
+        await conn.close()
+
+    expected = [
+        {
+            "state": "connected",
+            "status": "success",
+            "status_detail": "$none",
+            "attempts": [("call", 1, "answered")],
+        },
+        {
+            "state": "sms_sent",
+            "status": "open",
+            "status_detail": "$none",
+            "attempts": [("call", 1, "busy"), ("sms", 1, "sent")],
+        },
+        {
+            "state": "connected",
+            "status": "success",
+            "status_detail": "$none",
+            "attempts": [("call", 1, "no_answer"), ("call", 2, "answered")],
+        },
+        {
+            "state": "retries_completed",
+            "status": "failed",
+            "status_detail": "$unavailable",
+            "attempts": [
+                ("call", 1, "invalid_number"),
+                ("call", 2, "congestion"),
+                ("call", 2, "congestion"),
+            ],
+        },
+        {
+            "state": "retries_completed",
+            "status": "failed",
+            "status_detail": "$unavailable",
+            "attempts": [("call", 1, "invalid_number"), ("call", 1, "invalid_number")],
+        },
+        {
+            "state": "dnc_listed",
+            "status": "failed",
+            "status_detail": "$do_not_call",
+            "attempts": [],
+        },
+    ]
+    assert reports == expected, dumps(reports)
+    assert len(gateway.received) == 1
+    assert gateway.received[0]["to"] == BUSY
+    assert gateway.received[0]["text"] == "Hello p1, we tried to call you."
