@@ -204,6 +204,12 @@ class Scheduler:
         now = datetime.now(UTC)
         jobs: list[Job] = []
         async with self.pool.acquire() as conn, conn.transaction():
+            lines = await conn.fetchrow(query("lock_campaign_lines"), slot.id)
+            if lines is None:
+                return jobs  # paused or stopped since the tick began
+            limit = min(limit, lines["max_concurrent_calls"] - lines["open_calls"])
+            if limit <= 0:
+                return jobs
             rows = await conn.fetch(query("claim_due_contacts"), slot.id, limit, now)
             if not rows:
                 return jobs

@@ -212,3 +212,12 @@ INSERT INTO sms_inbound (number, body, received_at, contact_id) VALUES ($1, $2, 
 -- name: delete_unsent_attempt
 -- An attempt whose Originate provably never left (AMI was down): it did not happen.
 DELETE FROM attempts WHERE id = $1 AND state = 'created' RETURNING contact_id;
+
+-- name: lock_campaign_lines
+-- Serialises claims of one campaign across daemons, and counts the calls all
+-- of them have open: max_concurrent_calls is the campaign's, not a daemon's.
+SELECT c.max_concurrent_calls,
+       (SELECT count(*) FROM attempts a
+        WHERE a.campaign_id = c.id AND a.state <> 'ended' AND a.channel = 'call') AS open_calls
+FROM campaigns c WHERE c.id = $1 AND c.state = 'running'
+FOR UPDATE OF c;
