@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -150,3 +151,54 @@ async def test_campaign_reaches_the_final_state_the_strategy_implies(
     assert len(gateway.received) == 1
     assert gateway.received[0]["to"] == BUSY
     assert gateway.received[0]["text"] == "Hello p1, we tried to call you."
+
+
+SMS_ONLY = {
+    "name": "test-sms-only",
+    "version": 1,
+    "description": "one SMS, then wait for the reply",
+    "sms": {"text": "Reply to this message, {param1}.", "close_state": "sms_sent"},
+    "attempts": [{"sms": True, "phone": 1}],
+}
+
+
+async def test_sms_through_asterisk_and_the_reply_marks_the_contact_responded(
+    config: Config, database_url: str
+) -> None:
+    # The far end answers every MESSAGE to a number ending in 777 with a reply
+    # to our From number, which Asterisk raises as a DialerSmsIn UserEvent.
+    config = dataclasses.replace(
+        engine_config(config),
+        sms=SmsConfig(provider="ami", endpoint="carrier", from_uri="15550001111"),
+    )
+    conn = await asyncpg.connect(database_url)
+    try:
+        await store.add_do_not_call(conn, "+15550200777")
+        campaign_id, ids = await add_campaign(
+            conn,
+            "sms",
+            SMS_ONLY,
+            [["+15550100777"], ["+15550200777"]],
+        )
+        # Per-campaign do-not-call: only this campaign may not text it.
+        await store.add_do_not_call(conn, "+15550300777", campaign_id=campaign_id)
+        ids.append(
+            await store.insert_contact(conn, campaign_id, phones=["+15550300777"], external_id="x")
+        )
+        async with running_daemon(config) as daemon:
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=60, alive=daemon.alive
+            )
+            async with asyncio.timeout(20):
+                while (await store.get_contact(conn, ids[0]) or {}).get("state") != "sms_responded":
+                    await asyncio.sleep(0.1)
+        reports = [await contact_report(conn, contact_id) for contact_id in ids]
+        inbound = await conn.fetch("SELECT number, body, contact_id FROM sms_inbound")
+    finally:
+        await conn.close()
+    assert reports[0]["state"] == "sms_responded", dumps(reports)
+    assert reports[0]["attempts"] == [("sms", 1, "sent")]
+    assert reports[1]["state"] == reports[2]["state"] == "dnc_listed"
+    assert reports[1]["attempts"] == reports[2]["attempts"] == []
+    assert [(r["number"], r["contact_id"]) for r in inbound] == [("+15550100777", ids[0])]
+    assert inbound[0]["body"] == "Re: Reply to this message, p0."
