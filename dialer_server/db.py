@@ -28,7 +28,17 @@ def load_queries(text: str) -> dict[str, str]:
 
 @cache
 def queries() -> dict[str, str]:
-    return load_queries(resources.files("dialer_server.sql").joinpath("queries.sql").read_text())
+    """Every named query: sql/queries.sql plus one file per feature in sql/queries/."""
+    sql = resources.files("dialer_server.sql")
+    texts = [sql.joinpath("queries.sql").read_text()]
+    feature_dir = sql.joinpath("queries")
+    if feature_dir.is_dir():
+        texts += [
+            f.read_text()
+            for f in sorted(feature_dir.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".sql")
+        ]
+    return load_queries("\n".join(texts))
 
 
 def query(name: str) -> str:

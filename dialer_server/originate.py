@@ -22,8 +22,6 @@ logger = logging.getLogger(__name__)
 # After a failed OriginateResponse, how long the channel's Hangup (which holds
 # the telling cause) may lag behind it.
 HANGUP_GRACE_S = 3.0
-# Slack on top of the ring timeout for Asterisk to report a failed call.
-ORIGINATE_MARGIN_S = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +37,8 @@ class CallRequest:
     variables: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # An answered call is followed until it hangs up, at most this long.
     max_call_s: float = 3600.0
+    # No verdict from Asterisk this long after the ring timeout: no result (dangling).
+    result_margin_s: float = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +194,7 @@ class CallTracker:
         if request.variables:
             action["Variable"] = [f"{k}={v}" for k, v in request.variables.items()]
         originate = asyncio.create_task(
-            ami.send_action(action, timeout=request.ring_timeout_s + ORIGINATE_MARGIN_S),
+            ami.send_action(action, timeout=request.ring_timeout_s + request.result_margin_s),
             name=f"originate-{request.attempt_id}",
         )
         # send_action has written the action once the task has started running.
@@ -222,7 +222,9 @@ class CallTracker:
             if on_answered is not None:
                 await on_answered()
             try:
-                await asyncio.wait_for(call.hangup.wait(), request.max_call_s + ORIGINATE_MARGIN_S)
+                await asyncio.wait_for(
+                    call.hangup.wait(), request.max_call_s + request.result_margin_s
+                )
             except TimeoutError:
                 logger.warning(
                     "answered call outlived its maximum duration",

@@ -345,6 +345,7 @@ class Scheduler:
                 "DIALER_CONTACT_ID": str(job.contact_id),
             },
             max_call_s=self.config.dialing.max_call_s,
+            result_margin_s=self.config.dialing.result_margin_s,
         )
         try:
             result = await self.tracker.place_call(self.ami, request, on_sent, on_answered)
