@@ -45,12 +45,18 @@ def numbers(count: int) -> list[str]:
     return [f"1303{i:04d}201" for i in range(count)]
 
 
-async def bare_loop(host: str, port: int, user: str, secret: str, trunk: str,
-                    calls: list[str], concurrency: int) -> float:
+async def bare_loop(
+    host: str, port: int, user: str, secret: str, trunk: str, calls: list[str], concurrency: int
+) -> float:
     """Originate every call with panoramisk alone; cycles per second."""
     manager = panoramisk.Manager(
-        loop=asyncio.get_running_loop(), host=host, port=port, username=user, secret=secret,
-        ping_delay=0, reconnect_timeout=1,
+        loop=asyncio.get_running_loop(),
+        host=host,
+        port=port,
+        username=user,
+        secret=secret,
+        ping_delay=0,
+        reconnect_timeout=1,
     )
     hangups: dict[str, asyncio.Event] = {}
 
@@ -71,11 +77,18 @@ async def bare_loop(host: str, port: int, user: str, secret: str, trunk: str,
         async with semaphore:
             channel_id = str(uuid.uuid4())
             done = hangups[channel_id] = asyncio.Event()
-            await manager.send_action({
-                "Action": "Originate", "Channel": f"PJSIP/{number}@{trunk}",
-                "Context": "dialer-answered", "Exten": "s", "Priority": "1",
-                "Timeout": "15000", "ChannelId": channel_id, "Async": "true",
-            })
+            await manager.send_action(
+                {
+                    "Action": "Originate",
+                    "Channel": f"PJSIP/{number}@{trunk}",
+                    "Context": "dialer-answered",
+                    "Exten": "s",
+                    "Priority": "1",
+                    "Timeout": "15000",
+                    "ChannelId": channel_id,
+                    "Async": "true",
+                }
+            )
             await asyncio.wait_for(done.wait(), 60)
             del hangups[channel_id]
 
@@ -99,8 +112,9 @@ async def engine(calls: list[str], concurrency: int) -> float:
         base,
         database=dataclasses.replace(base.database, url=db_url),
         http=dataclasses.replace(base.http, port=0),
-        dialing=dataclasses.replace(base.dialing, strategies_dir=str(ROOT / "strategies"),
-                                    tick_s=0.05),
+        dialing=dataclasses.replace(
+            base.dialing, strategies_dir=str(ROOT / "strategies"), tick_s=0.05
+        ),
     )
     daemon = Daemon(config)
     task = asyncio.create_task(daemon.run())
@@ -112,24 +126,37 @@ async def engine(calls: list[str], concurrency: int) -> float:
         conn = await asyncpg.connect(db_url)
         strategy = parse_strategy(ONE_CALL)
         strategy_id, _ = await store.save_strategy_version(
-            conn, strategy.name, strategy.version, strategy_to_dict(strategy))
+            conn, strategy.name, strategy.version, strategy_to_dict(strategy)
+        )
         campaign_id = await store.create_campaign(
-            conn, "bench", strategy_id=strategy_id, max_concurrent_calls=concurrency,
-            max_calls_per_second=1000)
+            conn,
+            "bench",
+            strategy_id=strategy_id,
+            max_concurrent_calls=concurrency,
+            max_calls_per_second=1000,
+            calling_window={
+                "hours": {
+                    d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+                }
+            },
+        )
         await conn.copy_records_to_table(
-            "contacts", columns=["campaign_id", "external_id", "phone1", "next_attempt_at"],
-            records=[(campaign_id, str(i), n, None) for i, n in enumerate(calls)])
+            "contacts",
+            columns=["campaign_id", "external_id", "phone1", "next_attempt_at"],
+            records=[(campaign_id, str(i), n, None) for i, n in enumerate(calls)],
+        )
         await conn.execute("UPDATE contacts SET next_attempt_at = now()")
         started = time.monotonic()
         await store.set_campaign_state(conn, campaign_id, "running")
-        while await conn.fetchval("SELECT state FROM campaigns WHERE id = $1",
-                                  campaign_id) != "completed":
+        while (
+            await conn.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id)
+            != "completed"
+        ):
             if task.done():
                 task.result()
             await asyncio.sleep(0.05)
         elapsed = time.monotonic() - started
-        answered = await conn.fetchval(
-            "SELECT count(*) FROM attempts WHERE outcome = 'answered'")
+        answered = await conn.fetchval("SELECT count(*) FROM attempts WHERE outcome = 'answered'")
         await conn.close()
         if answered != len(calls):
             raise SystemExit(f"engine: only {answered} of {len(calls)} calls answered")
@@ -149,10 +176,20 @@ async def main() -> None:
     args = parser.parse_args()
     config = load_config()
     calls = numbers(args.calls)
-    print(f"{args.calls} calls, {args.concurrency} at a time, far end holds 1 s "
-          f"(Asterisk {config.ami.host}:{config.ami.port}, {os.cpu_count()} CPUs)", flush=True)
-    bare = await bare_loop(config.ami.host, config.ami.port, config.ami.username,
-                           config.ami.secret, config.dialing.trunk, calls, args.concurrency)
+    print(
+        f"{args.calls} calls, {args.concurrency} at a time, far end holds 1 s "
+        f"(Asterisk {config.ami.host}:{config.ami.port}, {os.cpu_count()} CPUs)",
+        flush=True,
+    )
+    bare = await bare_loop(
+        config.ami.host,
+        config.ami.port,
+        config.ami.username,
+        config.ami.secret,
+        config.dialing.trunk,
+        calls,
+        args.concurrency,
+    )
     print(f"  bare panoramisk loop : {bare:7.2f} call cycles/s", flush=True)
     eng = await engine(calls, args.concurrency)
     print(f"  campaign engine      : {eng:7.2f} call cycles/s", flush=True)

@@ -110,6 +110,7 @@ async def create_campaign(
     ring_timeout_s: int = 30,
     default_region: str = "US",
     timezone: str = "UTC",
+    calling_window: dict[str, Any] | None = None,
 ) -> int:
     return int(
         await conn.fetchval(
@@ -123,6 +124,7 @@ async def create_campaign(
             ring_timeout_s,
             default_region,
             timezone,
+            json.dumps(calling_window) if calling_window is not None else None,
         )
     )
 

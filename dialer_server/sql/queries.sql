@@ -83,8 +83,9 @@ SELECT id, name, version, definition FROM strategies WHERE id = $1;
 
 -- name: create_campaign
 INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls,
-                       max_calls_per_second, ring_timeout_s, default_region, timezone)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                       max_calls_per_second, ring_timeout_s, default_region, timezone,
+                       calling_window)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING id;
 
 -- name: set_campaign_state
@@ -95,7 +96,7 @@ SELECT * FROM campaigns WHERE id = $1;
 
 -- name: running_campaigns
 SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
-       ring_timeout_s
+       ring_timeout_s, calling_window, timezone
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
 -- name: complete_campaign_if_done

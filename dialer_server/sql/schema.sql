@@ -29,7 +29,11 @@ CREATE TABLE campaigns (
     timezone             text NOT NULL DEFAULT 'UTC',
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
-    strategy_id          bigint REFERENCES strategies (id)
+    strategy_id          bigint REFERENCES strategies (id),
+    -- Allowed hours per weekday in the contact's local time, blackout dates and
+    -- the zone for contacts whose zone is unknown (calling_window.py). NULL:
+    -- every day 08:00-21:00, the hours most regulations allow.
+    calling_window       jsonb
 );
 
 CREATE TABLE contacts (
