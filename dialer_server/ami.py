@@ -21,11 +21,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import panoramisk
+import panoramisk.actions
 
 from .config import AmiConfig
 from .errors import AmiAuthError, AmiDisconnected, AmiError
@@ -40,6 +42,34 @@ class AmiState(StrEnum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"
+
+
+class ActionObserver(Protocol):
+    """Told how each action went (the daemon's metrics)."""
+
+    def action_replied(self, action: str, seconds: float) -> None:
+        """Asterisk's first reply to ``action`` came ``seconds`` after it was sent."""
+
+    def action_failed(self, action: str, reason: str) -> None:
+        """No reply: ``reason`` is "timeout" or "disconnected"."""
+
+
+class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
+    """A panoramisk action that notes when its first reply arrives.
+
+    The first reply is Asterisk's answer to the action itself: for an async
+    Originate, "successfully queued", long before the call's outcome.
+    """
+
+    def __init__(self, action: Mapping[str, Any], on_first_reply: Callable[[], None]) -> None:
+        super().__init__(dict(action))
+        self._on_first_reply: Callable[[], None] | None = on_first_reply
+
+    def add_message(self, message: Any) -> Any:
+        if self._on_first_reply is not None:
+            on_first_reply, self._on_first_reply = self._on_first_reply, None
+            on_first_reply()
+        return super().add_message(message)
 
 
 class _Manager(panoramisk.Manager):  # type: ignore[misc]
@@ -78,6 +108,7 @@ class AmiClient:
         self._connected = asyncio.Event()
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._state_listeners: list[Callable[[AmiState], None]] = []
+        self._action_observers: list[ActionObserver] = []
         self._logged_in_once = False
 
     # --- subscriptions -----------------------------------------------------------
@@ -87,6 +118,10 @@ class AmiClient:
 
     def on_state_change(self, listener: Callable[[AmiState], None]) -> None:
         self._state_listeners.append(listener)
+
+    def observe_actions(self, observer: ActionObserver) -> None:
+        """Tell ``observer`` the reply time, or the failure, of every action sent."""
+        self._action_observers.append(observer)
 
     @property
     def connected(self) -> bool:
@@ -245,15 +280,32 @@ class AmiClient:
 
     async def _send(self, action: Mapping[str, str | list[str]], timeout: float) -> list[Any]:
         manager = self._manager
+        name = str(action.get("Action", ""))
         if manager is None or manager.protocol is None:
             raise AmiDisconnected()
-        fut = manager.send_action(dict(action))
+        sent = time.monotonic()
+
+        def replied() -> None:
+            for observer in self._action_observers:
+                observer.action_replied(name, time.monotonic() - sent)
+
+        fut = manager.send_action(_TimedAction(action, replied))
         self._pending.add(fut)
         try:
             reply = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self._action_failed(name, "timeout")
+            raise
+        except AmiDisconnected:
+            self._action_failed(name, "disconnected")
+            raise
         finally:
             self._pending.discard(fut)
         return reply if isinstance(reply, list) else [reply]
+
+    def _action_failed(self, name: str, reason: str) -> None:
+        for observer in self._action_observers:
+            observer.action_failed(name, reason)
 
     # --- events ------------------------------------------------------------------------
     def _enqueue(self, _manager: Any, event: Event) -> None:

@@ -7,9 +7,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from . import __version__, db
-from .config import Config, load_config
+from .config import Config, load_config, parse_api_tokens
 from .errors import ConfigError, DialerError
 from .logs import setup_logging
 
@@ -32,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("demo", help="place one demo call per outcome through Asterisk")
     sub.add_parser("check-config", help="validate the configuration and print it")
+    _add_import_parser(sub)
+    _add_campaign_parser(sub)
     return parser
 
 
@@ -55,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if asyncio.run(run_demo(config, sys.stdout)) else 1
         elif args.command == "check-config":
             _print_config(config)
+        elif args.command == "import":
+            return asyncio.run(_import(config, args))
+        elif args.command == "campaign":
+            return asyncio.run(_campaign(config, args, sys.stdout))
     except DialerError as exc:
         return _fail(exc, 1)
     except KeyboardInterrupt:
@@ -78,13 +86,191 @@ async def _migrate(config: Config) -> None:
         print("database schema is up to date")
 
 
+def _add_import_parser(sub: Any) -> None:
+    imp = sub.add_parser(
+        "import",
+        help="import contacts from a CSV or XLSX file into a campaign",
+        description="Import contacts (columns phone1..phone5, param1..param12, external_id, "
+        "timezone) from a CSV or XLSX file. Exit status: 0 every row stored, 3 rows "
+        "rejected (listed), 1 the file or campaign cannot be used.",
+    )
+    imp.add_argument("file", type=Path, help="a .csv or .xlsx file")
+    imp.add_argument("--campaign", type=int, required=True, metavar="ID", help="campaign id")
+    imp.add_argument(
+        "--all-or-nothing",
+        action="store_true",
+        help="store nothing if any row is bad (default: store the good rows)",
+    )
+    imp.add_argument(
+        "--errors", type=int, default=20, metavar="N", help="row problems shown (default 20)"
+    )
+    imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    imp.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+async def _import(config: Config, args: argparse.Namespace) -> int:
+    from .contact_import import run_import_command
+
+    pool = await db.connect(config.database)
+    try:
+        return await run_import_command(
+            pool,
+            args.file,
+            args.campaign,
+            all_or_nothing=args.all_or_nothing,
+            show_errors=args.errors,
+            as_json=args.json,
+            show_progress=args.progress,
+        )
+    finally:
+        await pool.close()
+
+
+def _add_campaign_parser(sub: Any) -> None:
+    campaign = sub.add_parser(
+        "campaign",
+        help="list, show, start, pause, resume or stop campaigns",
+        description="Campaigns, straight from the database (the settings as for run). "
+        "start/pause/resume/stop are idempotent and take effect at once for every daemon.",
+    )
+    actions = campaign.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every campaign, a line each")
+    for action, text in (
+        ("show", "one campaign with its contacts counted by state and status"),
+        ("start", "start dialling (stopped, or completed with open contacts)"),
+        ("pause", "no new call from now on; calls in progress end normally"),
+        ("resume", "resume a paused campaign"),
+        ("stop", "stop dialling (calls in progress end normally)"),
+    ):
+        one = actions.add_parser(action, help=text)
+        one.add_argument("id", type=int, help="campaign id")
+
+
+async def _campaign(config: Config, args: argparse.Namespace, out: Any) -> int:
+    from . import campaigns
+
+    pool = await db.connect(config.database)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if args.action == "list":
+                rows = await campaigns.list_campaigns(conn, limit=10_000)
+                totals = await campaigns.contact_totals(conn)
+                _print_table(out, _campaign_lines(rows, totals))
+            elif args.action == "show":
+                campaign = await campaigns.get(conn, args.id)
+                counts = await campaigns.counts(conn, args.id)
+                _print_campaign(out, campaign, counts, config)
+            else:
+                campaign, before = await campaigns.transition(conn, args.id, args.action)
+                name = f"campaign {campaign['id']} ({campaign['name']})"
+                if campaign["state"] == before:
+                    print(f"{name} is {before}: nothing to do", file=out)
+                else:
+                    print(f"{name}: {before} -> {campaign['state']}", file=out)
+    finally:
+        await pool.close()
+    return 0
+
+
+def _strategy_text(campaign: Any) -> str:
+    if campaign["strategy_id"] is None:
+        return "-"
+    return f"{campaign['strategy_name']} v{campaign['strategy_version']}"
+
+
+def _campaign_lines(rows: Any, totals: dict[int, tuple[int, int]]) -> list[list[str]]:
+    lines = [["id", "name", "state", "strategy", "lines", "calls/s", "contacts", "open"]]
+    for c in rows:
+        total, still_open = totals.get(c["id"], (0, 0))
+        lines.append(
+            [
+                str(c["id"]),
+                c["name"],
+                c["state"],
+                _strategy_text(c),
+                str(c["max_concurrent_calls"]),
+                f"{float(c['max_calls_per_second']):g}",
+                str(total),
+                str(still_open),
+            ]
+        )
+    return lines
+
+
+def _print_campaign(out: Any, c: Any, counts: dict[str, Any], config: Config) -> None:
+    print(f"campaign {c['id']}: {c['name']}", file=out)
+    _print_table(
+        out,
+        [
+            ["state", c["state"]],
+            ["strategy", _strategy_text(c)],
+            ["trunk", c["trunk"] or f"{config.dialing.trunk} (daemon default)"],
+            [
+                "caller id",
+                c["caller_id"]
+                or (
+                    f"{config.dialing.caller_id} (daemon default)"
+                    if config.dialing.caller_id
+                    else "-"
+                ),
+            ],
+            ["lines", str(c["max_concurrent_calls"])],
+            ["calls/s", f"{float(c['max_calls_per_second']):g}"],
+            ["default region", c["default_region"]],
+            ["time zone", c["timezone"]],
+            ["created", c["created_at"].isoformat(timespec="seconds")],
+            ["updated", c["updated_at"].isoformat(timespec="seconds")],
+            ["attempts open", str(counts["open_attempts"])],
+            ["contacts", str(counts["total"])],
+        ],
+        header=False,
+    )
+    if counts["by_state"]:
+        print(file=out)
+        _print_table(
+            out, [["state", "contacts"], *([k, str(v)] for k, v in counts["by_state"].items())]
+        )
+        print(file=out)
+        lines = [["status", "detail", "contacts"]]
+        for status, details in counts["by_status"].items():
+            lines += [[status, detail, str(n)] for detail, n in details.items()]
+        _print_table(out, lines)
+
+
+def _print_table(out: Any, lines: list[list[str]], header: bool = True) -> None:
+    """Columns padded to their widest cell; numbers right-aligned; a rule under the header."""
+    if not lines:
+        return
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    numeric = [
+        all(line[i].replace(".", "", 1).isdigit() for line in lines[1:]) and len(lines) > 1
+        for i in range(len(widths))
+    ]
+    for index, line in enumerate(lines):
+        cells = [
+            cell.rjust(w) if numeric[i] and (index or not header) else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+        if header and index == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+
+
 def _print_config(config: Config) -> None:
     import dataclasses
 
     for section, values in dataclasses.asdict(config).items():
-        print(f"[{section}]")
+        print(f"[{section.rstrip('_')}]")
         for key, value in values.items():
             shown = "***" if key == "secret" and value else value
+            if key == "tokens" and value:
+                # Names and scopes only: the tokens are secrets.
+                shown = ", ".join(f"{t.name}:***:{t.scope}" for t in parse_api_tokens(value))
             if key == "url":
                 shown = db._redact(str(value))
             print(f"{key} = {shown!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -57,8 +58,10 @@ class HttpConfig:
 class DialingConfig:
     # The PJSIP endpoint campaign calls leave through (pjsip.conf).
     trunk: str = "carrier"
-    # Where answered calls enter the dialplan (extensions.conf).
+    # Where answered calls enter the dialplan (extensions.conf); IVR campaigns'
+    # calls enter ivr_context instead.
     context: str = "dialer-answered"
+    ivr_context: str = "dialer-ivr"
     extension: str = "s"
     caller_id: str = ""
     # Regulations in several countries require at least 15 s of ringing.
@@ -74,6 +77,10 @@ class DialingConfig:
     tick_s: float = 0.2
     # How often open attempts nobody follows (a dead daemon's) are looked for.
     reconcile_interval_s: float = 5.0
+    # On SIGTERM no new call starts; calls in flight get this long to end and
+    # be recorded (what is left is reconciled at the next start). Keep it above
+    # ring_timeout_s, and the service manager's stop timeout above it.
+    drain_s: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +108,100 @@ class SmsConfig:
     timeout_s: float = 10.0
 
 
+API_SCOPES = ("read", "write")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiToken:
+    """One bearer token of the HTTP API. ``write`` can also read."""
+
+    name: str
+    token: str = dataclasses.field(repr=False)
+    scope: str = "write"
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    # Bearer tokens of /api/v1: comma-separated "name:token" or "name:token:scope"
+    # (scope read or write; without one, write, which can read too). A token is
+    # at least 16 characters. No tokens: every API request is refused (401).
+    tokens: str = dataclasses.field(default="", repr=False)
+
+
+def parse_api_tokens(text: str) -> tuple[ApiToken, ...]:
+    """The tokens of ``api.tokens``; ConfigError naming the bad entry."""
+    tokens: list[ApiToken] = []
+    for index, entry in enumerate(text.split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) not in (2, 3):
+            raise ConfigError(f"config key api.tokens entry {index} must be name:token[:scope]")
+        name, token = parts[0].strip(), parts[1].strip()
+        scope = parts[2].strip() if len(parts) == 3 else "write"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ConfigError(
+                f"config key api.tokens entry {index}: name must be 1-64 of A-Z a-z 0-9 _ . -"
+            )
+        if len(token) < 16 or any(c.isspace() for c in token):
+            raise ConfigError(
+                f"config key api.tokens entry {index} ({name}): the token must be at least "
+                "16 characters, without spaces"
+            )
+        if scope not in API_SCOPES:
+            raise ConfigError(
+                f"config key api.tokens entry {index} ({name}): scope must be one of "
+                f"{', '.join(API_SCOPES)}, got {scope!r}"
+            )
+        if any(t.name == name for t in tokens):
+            raise ConfigError(f"config key api.tokens: name {name!r} is used twice")
+        if any(t.token == token for t in tokens):
+            raise ConfigError(f"config key api.tokens: entry {index} ({name}) repeats a token")
+        tokens.append(ApiToken(name, token, scope))
+    return tuple(tokens)
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhooksConfig:
+    # Events are POSTed to url, signed with secret (HMAC-SHA256). No url, or
+    # enabled = false: webhooks are off, and no events are recorded.
+    enabled: bool = True
+    url: str = ""
+    secret: str = dataclasses.field(default="", repr=False)
+    # Each POST is bounded; a slower CRM counts as a failed delivery.
+    timeout_s: float = 10.0
+    # Retries: the delay doubles from min to max (with jitter), forever.
+    min_backoff_s: float = 1.0
+    max_backoff_s: float = 300.0
+    # LISTEN/NOTIFY wakes the sender at once; this is the fallback poll.
+    poll_interval_s: float = 5.0
+    # Events sent at once (each to a different contact or campaign).
+    batch_size: int = 20
+    # Delivered events are deleted after this many days (0: kept forever).
+    retention_days: float = 7.0
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.url)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportConfig:
+    # A folder the daemon watches for contact files named <campaign_id>-<anything>.csv
+    # or .xlsx; each is imported, then moved to done/ (or failed/) with a .report.json
+    # beside it. Empty: off.
+    drop_dir: str = ""
+    # How often the folder is looked at.
+    poll_interval_s: float = 2.0
+    # A file is taken once its size and modification time stayed the same this long:
+    # one still being written is left alone (writing it under another name, then
+    # renaming it into place, is safer still).
+    settle_s: float = 2.0
+    # Refuse a whole file (store nothing) when one of its rows is bad.
+    all_or_nothing: bool = False
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
@@ -109,6 +210,12 @@ class Config:
     dialing: DialingConfig = dataclasses.field(default_factory=DialingConfig)
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
     sms: SmsConfig = dataclasses.field(default_factory=SmsConfig)
+    webhooks: WebhooksConfig = dataclasses.field(default_factory=WebhooksConfig)
+    api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    # The [import] section ("import" is a Python keyword).
+    import_: ImportConfig = dataclasses.field(
+        default_factory=ImportConfig, metadata={"section": "import"}
+    )
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -125,7 +232,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         path = env["DIALER_CONFIG"]
     if path is not None:
         raw = _read_toml(Path(path))
-    sections = {f.name: f for f in dataclasses.fields(Config)}
+    sections = {f.metadata.get("section", f.name): f for f in dataclasses.fields(Config)}
     for key, section in raw.items():
         if key not in sections:
             raise ConfigError(f"unknown config section [{key}] (known: {', '.join(sections)})")
@@ -143,7 +250,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     built: dict[str, Any] = {}
     for section_name, field in sections.items():
         cls = field.default_factory
-        built[section_name] = _build_section(section_name, cls, raw.get(section_name, {}))
+        built[field.name] = _build_section(section_name, cls, raw.get(section_name, {}))
     config = Config(**built)
     _validate(config)
     return config
@@ -220,6 +327,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("config key http.port must be a TCP port (0-65535)")
     if config.dialing.tick_s <= 0 or config.dialing.reconcile_interval_s <= 0:
         raise ConfigError("config keys dialing.tick_s/reconcile_interval_s must be > 0")
+    if config.dialing.drain_s < 0:
+        raise ConfigError("config key dialing.drain_s must be >= 0")
     if config.dialing.ring_timeout_s < 15:
         raise ConfigError("config key dialing.ring_timeout_s must be at least 15 seconds")
     if config.ami.reconnect_min_s <= 0 or config.ami.reconnect_max_s < config.ami.reconnect_min_s:
@@ -238,3 +347,25 @@ def _validate(config: Config) -> None:
         raise ConfigError("config key sms.endpoint must name a PJSIP endpoint for provider ami")
     if config.sms.timeout_s <= 0:
         raise ConfigError("config key sms.timeout_s must be > 0")
+    _validate_webhooks(config.webhooks)
+    if config.import_.poll_interval_s <= 0 or config.import_.settle_s < 0:
+        raise ConfigError("config keys import.poll_interval_s/settle_s must be > 0 and >= 0")
+    parse_api_tokens(config.api.tokens)
+
+
+def _validate_webhooks(hooks: WebhooksConfig) -> None:
+    if hooks.url and not hooks.url.startswith(("http://", "https://")):
+        raise ConfigError("config key webhooks.url must be an http(s):// URL")
+    if hooks.active and not hooks.secret:
+        raise ConfigError(
+            "config key webhooks.secret must be set when webhooks.url is: the CRM checks "
+            "every event's signature with it"
+        )
+    if hooks.timeout_s <= 0 or hooks.poll_interval_s <= 0:
+        raise ConfigError("config keys webhooks.timeout_s/poll_interval_s must be > 0")
+    if hooks.min_backoff_s <= 0 or hooks.max_backoff_s < hooks.min_backoff_s:
+        raise ConfigError("config keys webhooks.min_backoff_s/max_backoff_s must be 0 < min <= max")
+    if hooks.batch_size < 1:
+        raise ConfigError("config key webhooks.batch_size must be >= 1")
+    if hooks.retention_days < 0:
+        raise ConfigError("config key webhooks.retention_days must be >= 0")

@@ -3,6 +3,10 @@
 One stop event ends everything: SIGTERM/SIGINT set it, and so does the death of
 any supervised task (a task that dies silently would leave a daemon that looks
 up but does nothing). A second signal exits at once.
+
+Stopping is graceful: the scheduler starts no new call and gives the calls in
+flight up to ``dialing.drain_s`` to end and be recorded, while the parts they
+need (AMI, the instance lock, the stats) keep running; those stop after it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from aiohttp import web
 from . import db, store
 from .ami import AmiClient
 from .config import Config
+from .drop_folder import DropFolder
 from .errors import DialerError
 from .instance import Instance
 from .metrics import Metrics
@@ -28,12 +33,15 @@ from .migrations import migrate
 from .originate import CallTracker
 from .scheduler import Scheduler
 from .sms import build_provider
+from .stats import StatsRefresher
 from .strategy import load_strategies_dir, strategy_to_dict
 from .web import Services, create_app
+from .webhooks import WebhookSender, record_events
 
 logger = logging.getLogger(__name__)
 
-# How long shutdown may take before the remaining tasks are cancelled.
+# How long each stage of shutdown (the scheduler's drain, beyond its
+# dialing.drain_s; then everything else) may take before tasks are cancelled.
 STOP_GRACE_S = 5.0
 
 
@@ -41,9 +49,12 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stop_event = asyncio.Event()
+        # Set once the scheduler has drained: what calls need stops then.
+        self.shutdown_event = asyncio.Event()
         self.metrics = Metrics()
         self.ami = AmiClient(config.ami)
         self.ami.on_state_change(self.metrics.ami_state_changed)
+        self.ami.observe_actions(self.metrics)
         self.tracker = CallTracker()
         self.ami.subscribe(self.tracker.handle_event)
         self.pool: Any = None
@@ -66,6 +77,7 @@ class Daemon:
                 )
             await load_strategy_files(self.pool, Path(self.config.dialing.strategies_dir))
             await self.instance.register(self.pool)
+            await record_events(self.pool, self.config.webhooks)
             await self._start_http()
             self._session = aiohttp.ClientSession()
             self.scheduler = Scheduler(
@@ -78,10 +90,29 @@ class Daemon:
                 metrics=self.metrics,
             )
             tasks = [
-                asyncio.create_task(self.ami.run(self.stop_event), name="ami"),
-                asyncio.create_task(self.instance.hold(self.stop_event), name="instance"),
+                asyncio.create_task(self.ami.run(self.shutdown_event), name="ami"),
+                asyncio.create_task(self.instance.hold(self.shutdown_event), name="instance"),
                 asyncio.create_task(self.scheduler.run(self.stop_event), name="scheduler"),
+                asyncio.create_task(
+                    StatsRefresher(self.pool, self.metrics, self.config.dialing.trunk).run(
+                        self.shutdown_event
+                    ),
+                    name="stats",
+                ),
+                asyncio.create_task(
+                    # Sends on while the scheduler drains: its last results are events too.
+                    WebhookSender(
+                        self.pool, self.config.webhooks, self.config.database, self.metrics
+                    ).run(self.shutdown_event),
+                    name="webhooks",
+                ),
             ]
+            if self.config.import_.drop_dir:
+                # The drop folder is optional: off unless [import] drop_dir is set.
+                drop_folder = DropFolder(self.pool, self.config.import_)
+                tasks.append(
+                    asyncio.create_task(drop_folder.run(self.stop_event), name="drop-folder")
+                )
             logger.info(
                 "dialer started",
                 extra={
@@ -99,7 +130,9 @@ class Daemon:
         self.stop_event.set()
 
     async def _start_http(self) -> None:
-        app = create_app(Services(pool=self.pool, ami=self.ami, metrics=self.metrics))
+        app = create_app(
+            Services(pool=self.pool, ami=self.ami, metrics=self.metrics, config=self.config)
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
@@ -131,6 +164,11 @@ class Daemon:
                     )
         self.stop_event.set()
         stopper.cancel()
+        # First the scheduler drains its calls in flight, with AMI still up.
+        draining = [t for t in tasks if t.get_name() == "scheduler" and not t.done()]
+        if draining:
+            await asyncio.wait(draining, timeout=self.config.dialing.drain_s + STOP_GRACE_S)
+        self.shutdown_event.set()
         _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
         for task in pending:
             task.cancel()

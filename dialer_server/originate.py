@@ -51,6 +51,9 @@ class CallResult:
     hangup_cause_text: str | None
     answered_at: datetime | None
     ended_at: datetime
+    # What our dialplan reported (answered_calls.py): AMD's verdict, IVR keys.
+    amd_status: str | None = None
+    ivr_digits: str | None = None
 
 
 @dataclasses.dataclass
@@ -61,6 +64,8 @@ class _Call:
     ended_at: datetime | None = None
     # Seen answered by a Newstate event (only needed for calls we adopt).
     answered_at: datetime | None = None
+    amd_status: str | None = None
+    ivr_digits: str | None = None
 
 
 class CallTracker:
@@ -89,6 +94,21 @@ class CallTracker:
     @property
     def in_flight(self) -> int:
         return len(self._calls)
+
+    def note_dialplan(
+        self, attempt_id: str, *, amd_status: str | None = None, ivr_digits: str | None = None
+    ) -> bool:
+        """Keep what our dialplan reported for a call (answered_calls.AnsweredCalls).
+
+        An AMD status of MACHINE makes an answered call's outcome ``machine``.
+        False if the call is not one we follow.
+        """
+        call = self._calls.get(attempt_id)
+        if call is None:
+            return False
+        call.amd_status = amd_status or call.amd_status
+        call.ivr_digits = call.ivr_digits if ivr_digits is None else ivr_digits
+        return True
 
     def watch(self, attempt_id: str) -> None:
         """Start collecting a call's events before we know whether it still exists.
@@ -140,13 +160,15 @@ class CallTracker:
         response = "Success" if answered_at is not None else None
         return CallResult(
             attempt_id=attempt_id,
-            outcome=classify(response, None, call.cause),
+            outcome=_outcome(call, response, None),
             originate_response=response,
             originate_reason=None,
             hangup_cause=call.cause,
             hangup_cause_text=call.cause_text,
             answered_at=answered_at,
             ended_at=call.ended_at or datetime.now(UTC),
+            amd_status=call.amd_status,
+            ivr_digits=call.ivr_digits,
         )
 
     async def place_call(
@@ -228,7 +250,12 @@ class CallTracker:
             except TimeoutError:
                 logger.warning(
                     "answered call outlived its maximum duration",
-                    extra={"action": "originate", "attempt_id": request.attempt_id},
+                    extra={
+                        "action": "originate",
+                        "attempt_id": request.attempt_id,
+                        "campaign_id": _int_or_none(request.variables.get("DIALER_CAMPAIGN_ID")),
+                        "contact_id": _int_or_none(request.variables.get("DIALER_CONTACT_ID")),
+                    },
                 )
             return self._result(request, call, response, reason, answered_at=answered_at)
 
@@ -249,14 +276,24 @@ class CallTracker:
     ) -> CallResult:
         return CallResult(
             attempt_id=request.attempt_id,
-            outcome=classify(response, reason, call.cause),
+            outcome=_outcome(call, response, reason),
             originate_response=response,
             originate_reason=reason,
             hangup_cause=call.cause,
             hangup_cause_text=call.cause_text,
             answered_at=answered_at,
             ended_at=call.ended_at or datetime.now(UTC),
+            amd_status=call.amd_status,
+            ivr_digits=call.ivr_digits,
         )
+
+
+def _outcome(call: _Call, response: str | None, reason: int | None) -> Outcome:
+    outcome = classify(response, reason, call.cause)
+    # Answered, by a machine (AMD in our dialplan): the strategy's "machine" rule.
+    if outcome is Outcome.ANSWERED and call.amd_status == "MACHINE":
+        return Outcome.MACHINE
+    return outcome
 
 
 def _int_or_none(value: object) -> int | None:

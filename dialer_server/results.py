@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from . import store
+from . import answered_calls, store
 from .db import query
 from .originate import CallResult
 from .strategy import (
@@ -91,6 +91,7 @@ async def record_call(
     async with conn.transaction():
         if not await store.record_attempt_result(conn, result):
             return None
+        await answered_calls.record_report(conn, result)
         return await _advance(conn, result.attempt_id, result.outcome.value, strategy_for, now)
 
 

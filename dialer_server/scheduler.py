@@ -12,16 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
 
 from . import results, store
 from .ami import AmiClient, AmiState, Event
+from .answered_calls import AnsweredCalls, Dialplan, dialplan_for
+from .calling_window import (
+    HORIZON_DAYS,
+    CallingWindow,
+    CallingWindowError,
+    next_allowed,
+    parse_window,
+    zones_for_contact,
+)
 from .config import Config
 from .db import query
 from .errors import AmiDisconnected, AmiError
@@ -31,7 +41,7 @@ from .originate import CallRequest, CallResult, CallTracker
 from .outcomes import Outcome
 from .pacing import RateLimiter, capacity
 from .sms import SmsProvider, inbound_from_event, render_text
-from .strategy import Close, Dial, Strategy, close_for, first_action
+from .strategy import Close, Decision, Dial, SendSms, Strategy, close_for, first_action
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +59,18 @@ DB_RETRY_MAX_S = 5.0
 # A contact whose campaign has no usable strategy cannot be dialled.
 ENGINE_ERROR = Close("not_connected", "failed", "$error")
 COMPLETION_CHECK_S = 1.0
+# How long, beyond sms.timeout_s, a reply waits for its SMS to be recorded.
+SMS_RECORD_S = 5.0
+# A call that waited this long for the rate limit checks its campaign was not paused.
+PAUSE_RECHECK_S = 0.05
+
+
+# Without a window of its own a campaign calls every day 08:00-21:00 local time,
+# the hours most regulations allow.
+DEFAULT_WINDOW_HOURS = {
+    "hours": {day: ["08:00-21:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+}
+DEFAULT_WINDOW = parse_window(DEFAULT_WINDOW_HOURS)
 
 
 @dataclasses.dataclass
@@ -63,6 +85,9 @@ class CampaignSlot:
     caller_id: str | None
     limiter: RateLimiter
     in_flight: int = 0
+    window: CallingWindow = dataclasses.field(default_factory=lambda: DEFAULT_WINDOW)
+    # Where answered calls go (the campaign's mode) and the variables for it.
+    dialplan: Dialplan | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,18 +141,29 @@ class Scheduler:
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         self._db_down_since: float | None = None
+        # SMS being sent and recorded, by number: a reply that comes back
+        # before its SMS is recorded as sent waits for it (else it matches nothing).
+        self._sms_sending: dict[str, list[asyncio.Event]] = {}
         ami.on_state_change(self._ami_state_changed)
         ami.subscribe(self._handle_event)
+        # AMD verdicts and IVR keys reach each call's result before its Hangup.
+        ami.subscribe(AnsweredCalls(tracker).handle_event)
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        """Dial until ``stop`` is set, then drain (see ``_drain``)."""
         self._stop = stop
         self._reconcile_needed.set()  # on start: take over what a previous life left open
+        tick_s = self.config.dialing.tick_s
         next_reconcile = 0.0
         next_completion = 0.0
+        due = time.monotonic()
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                lag = max(0.0, now - due)
+                self.metrics.tick_lag.observe(lag)
+                self.metrics.last_tick.set(time.time())
                 ready = self.ami.connected and self.instance.locked.is_set()
                 try:
                     if ready and (self._reconcile_needed.is_set() or now >= next_reconcile):
@@ -147,13 +183,45 @@ class Scheduler:
                     # loudly and go on; what it left open is reconciled later.
                     logger.exception("scheduler tick failed", extra={"action": "tick"})
                     await asyncio.sleep(1.0)
+                self.metrics.tick_duration.observe(time.monotonic() - now)
+                # A fixed cadence: a slow tick shortens the wait before the next
+                # one; a loop more than a tick behind starts afresh, no bursts.
+                due = (due if lag <= tick_s else now) + tick_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.config.dialing.tick_s)
+                    await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
         finally:
             await self._drain()
 
     async def _drain(self) -> None:
-        """On stop: calls in flight are left to the next start's reconciliation."""
+        """On stop: no new call starts; calls in flight may finish and be recorded.
+
+        They get up to ``dialing.drain_s`` (AMI and the instance lock stay up
+        meanwhile: the daemon stops them after this returns). Whatever is still
+        open then stays open in the database, for the next start of this or
+        another daemon to reconcile with Asterisk.
+        """
+        drain_s = self.config.dialing.drain_s
+        if self._tasks:
+            logger.info(
+                "stopping: waiting up to %.0f s for %d attempts in flight",
+                drain_s,
+                len(self._active),
+                extra={"action": "drain", "attempt_ids": sorted(self._active)},
+            )
+            started = time.monotonic()
+            _, pending = await asyncio.wait(self._tasks, timeout=drain_s)
+            if pending:
+                logger.warning(
+                    "drain time over: %d attempts left open, reconciled at the next start",
+                    len(self._active),
+                    extra={"action": "drain", "attempt_ids": sorted(self._active)},
+                )
+            else:
+                logger.info(
+                    "every attempt in flight recorded after %.1f s",
+                    time.monotonic() - started,
+                    extra={"action": "drain"},
+                )
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -195,19 +263,24 @@ class Scheduler:
                 in_flight=slot.in_flight if slot else 0,
             )
             self._slots[slot.id] = slot
+            self.metrics.campaign_seen(slot.id, slot.trunk or self.config.dialing.trunk)
         slot.max_concurrent = row["max_concurrent_calls"]
         slot.trunk, slot.caller_id = row["trunk"], row["caller_id"]
+        slot.window = campaign_window(row["calling_window"], row["timezone"])
+        slot.dialplan = dialplan_for(row, self.config.dialing)
         return slot
 
     # --- claiming ----------------------------------------------------------------------
     async def _claim(self, slot: CampaignSlot, limit: int) -> list[Job]:
         now = datetime.now(UTC)
         jobs: list[Job] = []
+        closed: list[str] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            lines = await conn.fetchrow(query("lock_campaign_lines"), slot.id)
-            if lines is None:
+            max_calls = await conn.fetchval(query("lock_campaign_lines"), slot.id)
+            if max_calls is None:
                 return jobs  # paused or stopped since the tick began
-            limit = min(limit, lines["max_concurrent_calls"] - lines["open_calls"])
+            open_calls = await conn.fetchval(query("open_campaign_calls"), slot.id)
+            limit = min(limit, max_calls - open_calls)
             if limit <= 0:
                 return jobs
             rows = await conn.fetch(query("claim_due_contacts"), slot.id, limit, now)
@@ -215,9 +288,12 @@ class Scheduler:
                 return jobs
             strategy = await self.strategies.get(conn, slot.id)
             for contact in rows:
-                job = await self._prepare(conn, slot, strategy, contact, now)
+                job = await self._prepare(conn, slot, strategy, contact, now, closed)
                 if job is not None:
                     jobs.append(job)
+        # Counted once the transaction has committed.
+        for state in closed:
+            self.metrics.contact_closed(slot.id, state)
         return jobs
 
     async def _prepare(
@@ -227,17 +303,24 @@ class Scheduler:
         strategy: Strategy | None,
         contact: Any,
         now: datetime,
+        closed: list[str],
     ) -> Job | None:
-        """Turn a claimed contact into an attempt row (or a plan, or a final state)."""
+        """Turn a claimed contact into an attempt row (or a plan, or a final state).
+
+        The final states given to contacts are appended to ``closed``.
+        """
         contact_id = contact["id"]
         if strategy is None:
             await results.apply_decision(conn, contact_id, ENGINE_ERROR)
+            closed.append(ENGINE_ERROR.state)
             return None
         phones = results.phones_of(contact)
         if contact["next_step"] is None:
             decision = first_action(strategy, phones, now)
             if isinstance(decision, Close) or decision.at > now:
                 await results.apply_decision(conn, contact_id, decision)
+                if isinstance(decision, Close):
+                    closed.append(decision.state)
                 return None
             step, slot_no, number = decision.step, decision.phone_slot, decision.number
             channel = "call" if isinstance(decision, Dial) else "sms"
@@ -249,10 +332,26 @@ class Scheduler:
                 await results.apply_decision(
                     conn, contact_id, Close("not_connected", "failed", "$invalid_contact")
                 )
+                closed.append("not_connected")
                 return None
             number = planned
+        step_def = strategy.steps[step] if step < len(strategy.steps) else None
+        ring = step_def.ring_timeout_s if step_def is not None and channel == "call" else 0
+        # Compliance first: outside the contact's calling window the plan waits.
+        zones = zones_for_contact(contact["timezone"], [number], slot.window.default_zone)
+        allowed_at = next_allowed(slot.window, zones, now, timedelta(seconds=ring))
+        if allowed_at != now:
+            later = allowed_at or now + timedelta(days=HORIZON_DAYS)
+            plan: Decision = (
+                Dial(step, slot_no, number, later, ring)
+                if channel == "call"
+                else SendSms(step, slot_no, number, later, "")
+            )
+            await results.apply_decision(conn, contact_id, plan)
+            return None
         if await conn.fetchval(query("is_do_not_call"), number, slot.id):
             await results.apply_decision(conn, contact_id, close_for("dnc_listed"))
+            closed.append("dnc_listed")
             logger.info(
                 "contact on a do-not-call list: not contacted",
                 extra=_ids(slot.id, contact_id, action="dnc"),
@@ -273,8 +372,6 @@ class Scheduler:
             )
         )
         await conn.execute(query("mark_contact_dialling"), contact_id)
-        step_def = strategy.steps[step] if step < len(strategy.steps) else None
-        ring = step_def.ring_timeout_s if step_def is not None else 30
         text = ""
         if channel == "sms":
             template = (step_def.text if step_def and step_def.text else None) or strategy.sms_text
@@ -289,7 +386,7 @@ class Scheduler:
             self._active.add(attempt_id)
         if slot is not None:
             slot.in_flight += 1
-            self.metrics.calls_in_flight.labels(campaign=str(slot.id)).set(slot.in_flight)
+            self.metrics.set_in_flight(slot.id, slot.in_flight)
 
         async def runner() -> None:
             try:
@@ -299,9 +396,11 @@ class Scheduler:
                     self._active.discard(attempt_id)
                 if slot is not None:
                     slot.in_flight -= 1
-                    self.metrics.calls_in_flight.labels(campaign=str(slot.id)).set(slot.in_flight)
+                    self.metrics.set_in_flight(slot.id, slot.in_flight)
 
-        task = asyncio.create_task(runner(), name=f"attempt-{attempt_id or 'sms-in'}")
+        task = asyncio.create_task(
+            runner(), name=f"attempt-{attempt_id}" if attempt_id else "sms-reply"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -312,30 +411,57 @@ class Scheduler:
                 "attempt task %s failed: %r",
                 task.get_name(),
                 task.exception(),
-                extra={"action": "attempt"},
+                extra={
+                    "action": "attempt",
+                    "attempt_id": task.get_name().removeprefix("attempt-")
+                    if task.get_name().startswith("attempt-")
+                    else None,
+                },
             )
 
     async def _run_job(self, slot: CampaignSlot, job: Job) -> None:
         if job.channel == "sms":
             await self._send_sms(job)
             return
-        await self._wait_for_rate(slot)
-        sent = False
+        claimed = time.monotonic()
+        if not await self._wait_for_rate(slot):
+            # Stopping: a call not yet sent is not started; the contact is due again.
+            await self._unclaim(job)
+            return
+        if time.monotonic() - claimed > PAUSE_RECHECK_S and not await self._still_running(job):
+            # Paused while this call waited for its turn: pause means no new call.
+            await self._unclaim(job)
+            return
+        trunk = slot.trunk or self.config.dialing.trunk
+        sent_at: float | None = None
+        answered_at: float | None = None
 
         async def on_sent() -> None:
-            nonlocal sent
-            sent = True
-            self.metrics.calls_originated.labels(campaign=str(job.campaign_id)).inc()
+            nonlocal sent_at
+            sent_at = time.monotonic()
+            self.metrics.call_originated(job.campaign_id, trunk)
+            logger.debug(
+                "call sent",
+                extra={
+                    **_ids(job.campaign_id, job.contact_id, action="originate"),
+                    "attempt_id": job.attempt_id,
+                },
+            )
             await self._best_effort(lambda conn: store.mark_attempt_sent(conn, job.attempt_id))
 
         async def on_answered() -> None:
+            nonlocal answered_at
+            answered_at = time.monotonic()
+            if sent_at is not None:
+                self.metrics.call_answered(job.campaign_id, answered_at - sent_at)
             await self._best_effort(lambda conn: store.mark_attempt_answered(conn, job.attempt_id))
 
+        dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
         request = CallRequest(
             attempt_id=job.attempt_id,
             number=job.number,
-            trunk=slot.trunk or self.config.dialing.trunk,
-            context=self.config.dialing.context,
+            trunk=trunk,
+            context=dialplan.context,
             extension=self.config.dialing.extension,
             ring_timeout_s=job.ring_timeout_s,
             caller_id=slot.caller_id or self.config.dialing.caller_id,
@@ -343,6 +469,7 @@ class Scheduler:
                 "DIALER_ATTEMPT_ID": job.attempt_id,
                 "DIALER_CAMPAIGN_ID": str(job.campaign_id),
                 "DIALER_CONTACT_ID": str(job.contact_id),
+                **dialplan.variables,
             },
             max_call_s=self.config.dialing.max_call_s,
             result_margin_s=self.config.dialing.result_margin_s,
@@ -350,7 +477,7 @@ class Scheduler:
         try:
             result = await self.tracker.place_call(self.ami, request, on_sent, on_answered)
         except AmiDisconnected:
-            if not sent:
+            if sent_at is None:
                 await self._unclaim(job)
                 return
             self._unresolved[job.attempt_id] = OpenAttempt(
@@ -359,24 +486,50 @@ class Scheduler:
             self._reconcile_needed.set()
             return
         except AmiError as exc:
-            await self._record_outcome(job.attempt_id, Outcome.DANGLING.value, detail=str(exc))
+            await self._record_outcome(
+                job.attempt_id, Outcome.DANGLING.value, "call", detail=str(exc)
+            )
             return
+        if answered_at is not None:
+            self.metrics.call_ended(job.campaign_id, time.monotonic() - answered_at)
         await self._record_call(result)
 
-    async def _wait_for_rate(self, slot: CampaignSlot) -> None:
+    async def _still_running(self, job: Job) -> bool:
+        try:
+            async with asyncio.timeout(2.0), self.pool.acquire() as conn:
+                return bool(await conn.fetchval(query("campaign_is_running"), job.campaign_id))
+        except TRANSIENT_DB_ERRORS as exc:
+            self._db_down(exc)
+            return True  # the claim stands; the database decides again next time
+
+    async def _wait_for_rate(self, slot: CampaignSlot) -> bool:
+        """Wait for the campaign's rate to allow one more call; False if stopping."""
         # Checked and recorded with no await in between: a strict window.
-        while True:
+        while not self._stop.is_set():
             wait = slot.limiter.wait_s(time.monotonic())
             if wait <= 0:
                 slot.limiter.record(time.monotonic())
-                return
-            await asyncio.sleep(wait)
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), wait)
+        return False
 
     async def _send_sms(self, job: Job) -> None:
-        result = await self.sms.send(job.number, job.text, attempt_id=job.attempt_id)
-        outcome = "sent" if result.sent else "failed"
-        self.metrics.sms_sent.labels(campaign=str(job.campaign_id), result=outcome).inc()
-        await self._record_outcome(job.attempt_id, outcome, detail=result.detail)
+        # An SMS already claimed is sent even when stopping: it is bounded by
+        # sms.timeout_s, and its attempt row is written.
+        recorded = asyncio.Event()
+        self._sms_sending.setdefault(job.number, []).append(recorded)
+        try:
+            result = await self.sms.send(job.number, job.text, attempt_id=job.attempt_id)
+            outcome = "sent" if result.sent else "failed"
+            self.metrics.sms_result(job.campaign_id, outcome)
+            await self._record_outcome(job.attempt_id, outcome, "sms", detail=result.detail)
+        finally:
+            recorded.set()
+            sending = self._sms_sending[job.number]
+            sending.remove(recorded)
+            if not sending:
+                del self._sms_sending[job.number]
 
     async def _unclaim(self, job: Job) -> None:
         """The Originate never left: forget the attempt, the contact is due again."""
@@ -400,24 +553,26 @@ class Scheduler:
         recorded = await self._with_db(
             lambda conn: results.record_call(conn, result, self.strategies)
         )
-        self._after_record(recorded)
+        self._after_record(recorded, "call")
 
-    async def _record_outcome(self, attempt_id: str, outcome: str, detail: str | None) -> None:
+    async def _record_outcome(
+        self, attempt_id: str, outcome: str, channel: str, detail: str | None
+    ) -> None:
         recorded = await self._with_db(
             lambda conn: results.record_outcome(
                 conn, attempt_id, outcome, self.strategies, detail=detail
             )
         )
-        self._after_record(recorded)
+        self._after_record(recorded, channel)
 
-    def _after_record(self, recorded: results.Recorded | None) -> None:
+    def _after_record(self, recorded: results.Recorded | None, channel: str) -> None:
         if recorded is None:
             return
-        self.metrics.attempt_outcomes.labels(outcome=recorded.outcome).inc()
+        self.metrics.attempt_closed(recorded.campaign_id, channel, recorded.outcome)
         if isinstance(recorded.decision, Close):
-            self.metrics.contacts_closed.labels(
-                campaign=str(recorded.campaign_id), state=recorded.decision.state
-            ).inc()
+            self.metrics.contact_closed(recorded.campaign_id, recorded.decision.state)
+        elif recorded.decision is not None:
+            self.metrics.retry_scheduled(recorded.campaign_id)
         logger.info(
             "attempt %s: %s",
             recorded.outcome,
@@ -466,7 +621,11 @@ class Scheduler:
             logger.warning(
                 "taking over %d open attempts of stopped daemons",
                 len(adopted),
-                extra={"action": "reconcile", "instance_id": self.instance.id},
+                extra={
+                    "action": "reconcile",
+                    "instance_id": self.instance.id,
+                    "attempt_ids": sorted(str(row["id"]) for row in adopted),
+                },
             )
         for attempt in candidates.values():
             self._unresolved.pop(attempt.id, None)
@@ -499,14 +658,17 @@ class Scheduler:
             )
         else:
             await self._record_outcome(
-                attempt.id, Outcome.DANGLING.value, detail="no result: the call was lost"
+                attempt.id,
+                Outcome.DANGLING.value,
+                attempt.channel,
+                detail="no result: the call was lost",
             )
 
     async def _follow(self, attempt: OpenAttempt, answered: bool, timeout: float) -> None:
         result = await self.tracker.follow(attempt.id, answered=answered, timeout_s=timeout)
         if result is None:
             await self._record_outcome(
-                attempt.id, Outcome.DANGLING.value, detail="no result in time"
+                attempt.id, Outcome.DANGLING.value, "call", detail="no result in time"
             )
         else:
             await self._record_call(result)
@@ -536,9 +698,15 @@ class Scheduler:
         self._spawn(self._sms_reply(inbound.number, inbound.text, inbound.received_at), None, None)
 
     async def _sms_reply(self, number: str, text: str, received_at: datetime) -> None:
+        # A far end may answer within milliseconds, before our SMS to it is
+        # recorded as sent: wait for that (bounded) so the reply finds its contact.
+        for recorded in list(self._sms_sending.get(number, ())):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(recorded.wait(), self.config.sms.timeout_s + SMS_RECORD_S)
         contact_id = await self._with_db(
             lambda conn: results.sms_reply(conn, number, text, received_at)
         )
+        self.metrics.sms_reply(matched=contact_id is not None)
         logger.info(
             "SMS reply received",
             extra={"action": "sms_in", "contact_id": contact_id, "number": number},
@@ -575,6 +743,7 @@ class Scheduler:
             self._db_down(exc)
 
     def _db_down(self, exc: BaseException) -> None:
+        self.metrics.db_up.set(0)
         if self._db_down_since is None:
             self._db_down_since = time.monotonic()
             logger.warning(
@@ -584,6 +753,7 @@ class Scheduler:
             )
 
     def _db_back(self) -> None:
+        self.metrics.db_up.set(1)
         if self._db_down_since is not None:
             logger.info(
                 "database available again after %.1f s",
@@ -591,6 +761,20 @@ class Scheduler:
                 extra={"action": "database"},
             )
             self._db_down_since = None
+
+
+def campaign_window(raw: Any, campaign_zone: str) -> CallingWindow:
+    """The campaign's window; its zone for unknown contacts defaults to the campaign's."""
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    data = dict(data) if data else dict(DEFAULT_WINDOW_HOURS)
+    data.setdefault("timezone", campaign_zone)
+    try:
+        return parse_window(data)
+    except CallingWindowError:
+        # The API validates windows; a bad one stored anyway must not open the
+        # campaign to any hour: fall back to the default hours.
+        logger.error("invalid calling window %r: using the default", raw)
+        return parse_window({**DEFAULT_WINDOW_HOURS, "timezone": "UTC"})
 
 
 def _ids(campaign_id: int, contact_id: int, *, action: str) -> dict[str, Any]:

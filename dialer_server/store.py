@@ -111,6 +111,10 @@ async def create_campaign(
     default_region: str = "US",
     timezone: str = "UTC",
     calling_window: dict[str, Any] | None = None,
+    mode: str = "automated",
+    amd: bool = False,
+    ivr_playback: str | None = None,
+    machine_message: str | None = None,
 ) -> int:
     return int(
         await conn.fetchval(
@@ -125,6 +129,10 @@ async def create_campaign(
             default_region,
             timezone,
             json.dumps(calling_window) if calling_window is not None else None,
+            mode,
+            amd,
+            ivr_playback,
+            machine_message,
         )
     )
 

@@ -1,4 +1,4 @@
-"""The HTTP side of the daemon: health, readiness and metrics."""
+"""The HTTP side of the daemon: health, readiness, metrics, and the API (api/)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from . import api
 from .ami import AmiClient
+from .config import Config
 from .metrics import Metrics
 
 
@@ -18,6 +20,8 @@ class Services:
     pool: Any
     ami: AmiClient
     metrics: Metrics
+    # The daemon's settings (the API's tokens among them); None: the defaults.
+    config: Config | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -31,6 +35,7 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    api.add_routes(app, services)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -202,3 +203,34 @@ async def test_sms_through_asterisk_and_the_reply_marks_the_contact_responded(
     assert reports[1]["attempts"] == reports[2]["attempts"] == []
     assert [(r["number"], r["contact_id"]) for r in inbound] == [("+15550100777", ids[0])]
     assert inbound[0]["body"] == "Re: Reply to this message, p0."
+
+
+async def test_outside_the_calling_window_a_contact_waits_and_is_not_dialled(
+    config: Config, database_url: str
+) -> None:
+    today = datetime.now(UTC).date()
+    closed_until = {
+        "hours": {
+            day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        },
+        "blackout_dates": [str(today), str(today + timedelta(days=1))],
+        "timezone": "UTC",
+    }
+    conn = await asyncpg.connect(database_url)
+    try:
+        _, ids = await add_campaign(
+            conn, "window", FLOW, [["12025550202"]], calling_window=closed_until
+        )
+        async with running_daemon(engine_config(config)):
+            async with asyncio.timeout(10):
+                while (await store.get_contact(conn, ids[0]) or {}).get("next_step") is None:
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # a few more scheduler ticks: still nothing dialled
+        contact = await store.get_contact(conn, ids[0])
+        attempts = await store.contact_attempts(conn, ids[0])
+    finally:
+        await conn.close()
+    assert contact is not None and attempts == []
+    opens = datetime.combine(today + timedelta(days=2), time(0), tzinfo=UTC)
+    assert contact["next_attempt_at"] == opens
+    assert contact["state"] == "pending"

@@ -13,7 +13,8 @@ import pytest
 from dialer_server.errors import MigrationError
 from dialer_server.migrations import Migration, available_migrations, migrate
 
-# What makes two schemas equal for us: columns, constraints and indexes.
+# What makes two schemas equal for us: columns, constraints, indexes, triggers
+# and functions (the webhook outbox is filled by triggers).
 _SNAPSHOT = """
 SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' '
        || coalesce(character_maximum_length::text, '') || ' ' || is_nullable || ' '
@@ -27,6 +28,11 @@ FROM pg_constraint WHERE connamespace = 'public'::regnamespace
 UNION ALL
 SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'public'
   AND tablename <> 'schema_migrations'
+UNION ALL
+SELECT 'trigger', pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL
+SELECT 'function', pg_get_functiondef(oid) FROM pg_proc
+WHERE pronamespace = 'public'::regnamespace
 ORDER BY 1, 2
 """
 

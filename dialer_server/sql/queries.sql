@@ -84,8 +84,8 @@ SELECT id, name, version, definition FROM strategies WHERE id = $1;
 -- name: create_campaign
 INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls,
                        max_calls_per_second, ring_timeout_s, default_region, timezone,
-                       calling_window)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                       calling_window, mode, amd, ivr_playback, machine_message)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING id;
 
 -- name: set_campaign_state
@@ -96,7 +96,7 @@ SELECT * FROM campaigns WHERE id = $1;
 
 -- name: running_campaigns
 SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
-       ring_timeout_s, calling_window, timezone
+       ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
 -- name: complete_campaign_if_done
@@ -162,8 +162,11 @@ INSERT INTO dnc_numbers (campaign_id, number, reason) VALUES ($1, $2, $3)
 ON CONFLICT (number, coalesce(campaign_id, 0)) DO NOTHING;
 
 -- name: insert_engine_attempt
-INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step, instance_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+-- clock_timestamp(), not now(): a claim may wait for another daemon's lock,
+-- and the attempt exists from when it is written, not from when we waited.
+INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step, instance_id,
+                      created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
 RETURNING id;
 
 -- name: record_attempt_outcome
@@ -215,10 +218,19 @@ INSERT INTO sms_inbound (number, body, received_at, contact_id) VALUES ($1, $2, 
 DELETE FROM attempts WHERE id = $1 AND state = 'created' RETURNING contact_id;
 
 -- name: lock_campaign_lines
--- Serialises claims of one campaign across daemons, and counts the calls all
--- of them have open: max_concurrent_calls is the campaign's, not a daemon's.
-SELECT c.max_concurrent_calls,
-       (SELECT count(*) FROM attempts a
-        WHERE a.campaign_id = c.id AND a.state <> 'ended' AND a.channel = 'call') AS open_calls
-FROM campaigns c WHERE c.id = $1 AND c.state = 'running'
-FOR UPDATE OF c;
+-- NO KEY UPDATE: inserting attempts and contacts (imports) takes KEY SHARE on
+-- the campaign, which must not wait for a claim.
+-- Serialises claims of one campaign across daemons: max_concurrent_calls is
+-- the campaign's, not a daemon's. The open calls are counted by a separate
+-- statement (open_campaign_calls), run after this one got the lock: a count in
+-- this statement would use a snapshot from before the wait, blind to the
+-- attempts the previous lock holder just committed.
+SELECT max_concurrent_calls FROM campaigns
+WHERE id = $1 AND state = 'running'
+FOR NO KEY UPDATE;
+
+-- name: campaign_is_running
+SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND state = 'running');
+
+-- name: open_campaign_calls
+SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended' AND channel = 'call';

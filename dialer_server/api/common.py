@@ -1,0 +1,341 @@
+"""What every handler module shares: the operation table, the request context,
+reading and validating requests, writing JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+
+from ..config import ApiToken, Config
+from ..errors import InvalidInput, RequestError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Bodies: JSON up to 32 MiB (a batch of contacts), files up to 256 MiB.
+MAX_JSON_BYTES = 32 * 1024 * 1024
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+MAX_ID = 2**63 - 1
+_MAX_MESSAGE = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """One route: what aiohttp serves and what /openapi.json says of it.
+
+    ``route`` is the aiohttp path (its parameters may carry a regex); the
+    document shows it without the regex.
+    """
+
+    method: str
+    route: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    tag: str
+    parameters: Sequence[Mapping[str, Any]] = ()
+    body: Mapping[str, Any] | None = None
+    responses: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    public: bool = False
+    description: str = ""
+
+    @property
+    def path(self) -> str:
+        return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", self.route)
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiContext:
+    pool: Any
+    tokens: tuple[ApiToken, ...]
+    config: Config
+
+
+CONTEXT = web.AppKey("api_context", ApiContext)
+
+
+class PayloadTooLarge(RequestError):
+    """The request body is too large."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(RequestError):
+    """The request body's content type is not accepted here."""
+
+    code = "unsupported_media_type"
+
+
+class BadRequest(RequestError):
+    """The request is malformed."""
+
+    code = "bad_request"
+
+
+@contextlib.asynccontextmanager
+async def transaction(request: web.Request) -> AsyncIterator[Any]:
+    """A connection in a transaction: a request happens whole or not at all."""
+    async with request.app[CONTEXT].pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+# --- responses -------------------------------------------------------------------
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_dumps = functools.partial(json.dumps, default=_default)
+
+
+def respond(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+# --- path and query parameters ---------------------------------------------------
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """An integer id from the path (its route allows digits only): too large is 404."""
+    value = int(request.match_info[name])
+    if not 1 <= value <= MAX_ID:
+        raise web.HTTPNotFound()
+    return value
+
+
+def path_text(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    check_text(value, name)
+    return value
+
+
+def check_text(value: str, field: str) -> None:
+    """Text PostgreSQL can store: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        raise InvalidInput(
+            f"{field} must not contain NUL characters",
+            details=[{"field": field, "message": "NUL character"}],
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{field} is not valid Unicode text",
+            details=[{"field": field, "message": "invalid text"}],
+        ) from None
+
+
+def query_text(
+    request: web.Request, name: str, *, choices: Sequence[str] | None = None, max_len: int = 100
+) -> str | None:
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidInput(f"query parameter {name} is given more than once", details=[_f(name)])
+    value = values[0]
+    check_text(value, name)
+    if len(value) > max_len:
+        raise InvalidInput(
+            f"query parameter {name} must be at most {max_len} characters", details=[_f(name)]
+        )
+    if choices is not None and value not in choices:
+        raise InvalidInput(
+            f"query parameter {name} must be one of {', '.join(choices)}, got {value!r}",
+            details=[_f(name)],
+        )
+    return value
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = query_text(request, name, max_len=25)
+    if text is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,19}", text) or not low <= int(text) <= high:
+        raise InvalidInput(
+            f"query parameter {name} must be an integer from {low} to {high}", details=[_f(name)]
+        )
+    return int(text)
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    text = query_text(request, name, choices=("true", "false", "1", "0"))
+    if text is None:
+        return default
+    return text in ("true", "1")
+
+
+def page(request: web.Request) -> tuple[int, int]:
+    """(after, limit) of a keyset-paginated list."""
+    after = query_int(request, "after", 0, 0, MAX_ID)
+    limit = query_int(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    return after, limit
+
+
+def paged(items: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:
+    """A page of a list: ``next_after`` is the ``after`` of the next page, or null."""
+    return {"items": items, "next_after": items[-1][key] if len(items) == limit else None}
+
+
+def _f(name: str) -> dict[str, str]:
+    return {"field": name, "message": "invalid"}
+
+
+# --- bodies --------------------------------------------------------------------------
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused with 413 beyond ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the request body must be at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body must be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 1.0 as an integer; a database column does not.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# (the stubs leave extend unannotated)
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+@functools.cache
+def _validator(schema_json: str) -> Any:
+    return _Validator(json.loads(schema_json))
+
+
+async def read_json(
+    request: web.Request,
+    schema: Mapping[str, Any],
+    *,
+    limit: int = 1024 * 1024,
+    check_strings: bool = True,
+) -> Any:
+    """The JSON body, checked against ``schema`` (400 not JSON, 415 not a JSON
+    content type, 422 naming each bad field). ``check_strings``: refuse text
+    PostgreSQL cannot store (NUL, lone surrogates) anywhere in the body."""
+    content_type = request.headers.get("Content-Type")
+    if content_type is not None and not _is_json_type(request.content_type):
+        raise UnsupportedMediaType(f"the body must be application/json, got {request.content_type}")
+    raw = await read_body(request, limit)
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}"[:_MAX_MESSAGE]) from None
+    validate(data, schema, check_strings=check_strings)
+    return data
+
+
+def _is_json_type(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def validate(data: Any, schema: Mapping[str, Any], *, check_strings: bool = True) -> None:
+    """InvalidInput listing every field of ``data`` that breaks ``schema``."""
+    if check_strings:
+        _check_strings(data, "")
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    details: list[dict[str, str]] = []
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    for error in errors:
+        details.extend(_describe(error))
+    if details:
+        first = details[0]
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        where = f"{first['field']}: " if first["field"] else ""
+        raise InvalidInput(f"{where}{first['message']}{more}", details=details[:100])
+
+
+def _check_strings(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        check_text(value, path or "body")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, f"{path}.{key}" if path else key)
+            _check_strings(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, f"{path}[{index}]")
+
+
+def field_path(parts: Sequence[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_MESSAGES = {
+    "type": "must be of type {}",
+    "maxLength": "must be at most {} characters",
+    "minLength": "must be at least {} characters",
+    "maximum": "must be <= {}",
+    "minimum": "must be >= {}",
+    "exclusiveMinimum": "must be > {}",
+    "exclusiveMaximum": "must be < {}",
+    "pattern": "must match {}",
+    "enum": "must be one of {}",
+    "maxItems": "must hold at most {} items",
+    "minItems": "must hold at least {} items",
+    "minProperties": "must hold at least {} fields",
+}
+
+
+def _describe(error: Any) -> list[dict[str, str]]:
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        names = ", ".join(sorted(known)) or "none"
+        return [
+            {"field": field_path([*path, key]), "message": f"unknown field (known: {names})"}
+            for key in error.instance
+            if key not in known
+        ]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        return [
+            {"field": field_path([*path, key]), "message": "required"}
+            for key in error.validator_value
+            if key not in error.instance
+        ]
+    template = _MESSAGES.get(error.validator)
+    message = template.format(error.validator_value) if template else error.message
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "..."
+    return [{"field": field_path(path), "message": message}]

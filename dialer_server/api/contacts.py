@@ -1,0 +1,444 @@
+"""Contacts: upload (JSON, CSV, XLSX), read, list, change, cancel, reschedule,
+their attempts, and a campaign's results export."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from .. import campaigns, contact_import, contacts, export
+from ..errors import DialerError, InvalidInput, NotFound
+from . import schemas as s
+from .common import (
+    MAX_FILE_BYTES,
+    MAX_JSON_BYTES,
+    Operation,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    check_text,
+    page,
+    paged,
+    path_id,
+    path_text,
+    query_bool,
+    query_text,
+    read_body,
+    read_json,
+    respond,
+    transaction,
+)
+
+XLSX_TYPES = frozenset({export.XLSX_MEDIA_TYPE})
+CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv"})
+
+
+def contact_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in s.CONTACT_FIELDS}
+
+
+def attempt_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in s.ATTEMPT_FIELDS}
+
+
+def report_json(report: contact_import.ImportReport) -> dict[str, Any]:
+    return report.to_dict()
+
+
+async def _import(
+    request: web.Request, campaign_id: int, rows: Sequence[Mapping[str, Any]], all_or_nothing: bool
+) -> web.Response:
+    async with transaction(request) as conn:
+        campaign = await campaigns.get(conn, campaign_id)
+        try:
+            report = await contact_import.import_contacts(
+                conn,
+                campaign_id,
+                rows,
+                default_region=campaign["default_region"],
+                all_or_nothing=all_or_nothing,
+            )
+        except contact_import.CampaignNotFound as exc:  # deleted meanwhile
+            raise NotFound(str(exc)) from None
+    body = report_json(report)
+    if not report.stored and report.rejected:
+        raise InvalidInput(
+            f"{report.rejected_rows} rows rejected: nothing stored (all_or_nothing)",
+            code="import_rejected",
+            details=body,
+        )
+    return respond(body)
+
+
+async def upload_contacts(request: web.Request) -> web.Response:
+    campaign_id = path_id(request, "campaign_id")
+    # Text a row cannot store rejects that row, not the batch: the import checks it.
+    body = await read_json(request, s.CONTACTS_BATCH, limit=MAX_JSON_BYTES, check_strings=False)
+    # Rows are judged one by one by the import (an absent or null field is an
+    # empty cell, as in a CSV file): a bad row never refuses the others.
+    return await _import(
+        request, campaign_id, body["contacts"], bool(body.get("all_or_nothing", False))
+    )
+
+
+async def upload_contacts_file(request: web.Request) -> web.Response:
+    campaign_id = path_id(request, "campaign_id")
+    fmt = query_text(request, "format", choices=("csv", "xlsx"))
+    all_or_nothing = query_bool(request, "all_or_nothing")
+    async with transaction(request) as conn:
+        await campaigns.get(conn, campaign_id)  # 404 before reading a large body
+    data, media_type, filename = await _read_file(request)
+    name = _file_name(media_type, filename) if fmt is None else ""
+    try:
+        if fmt == "xlsx":
+            rows = await asyncio.to_thread(contact_import.read_xlsx, data)
+        elif fmt == "csv":
+            rows = await asyncio.to_thread(contact_import.read_csv, data)
+        else:
+            rows = await asyncio.to_thread(contact_import.read_file, name, data)
+    except DialerError as exc:
+        raise InvalidInput(str(exc), code="invalid_file") from None
+    return await _import(request, campaign_id, rows, all_or_nothing)
+
+
+async def _read_file(request: web.Request) -> tuple[bytes, str, str]:
+    """(data, its media type, its file name) from a multipart form's "file" part or the body."""
+    if request.content_type.startswith("multipart/"):
+        try:
+            reader = await request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    raise InvalidInput(
+                        'the form has no "file" part',
+                        details=[{"field": "file", "message": "required"}],
+                    )
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    data = await _read_part(part)
+                    media_type = part.headers.get("Content-Type", "").split(";")[0].strip()
+                    return data, media_type.lower(), part.filename or ""
+                await part.release()
+        except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+            raise InvalidInput(
+                f"the multipart form is malformed: {exc}"[:300], code="bad_multipart"
+            ) from None
+    return await read_body(request, MAX_FILE_BYTES), request.content_type, ""
+
+
+async def _read_part(part: BodyPartReader) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(256 * 1024):
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise PayloadTooLarge(f"the file must be at most {MAX_FILE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _file_name(media_type: str, filename: str) -> str:
+    """A name the import's reader tells the format by (it also sniffs the content)."""
+    if media_type in XLSX_TYPES:
+        return "upload.xlsx"
+    if media_type in CSV_TYPES:
+        return "upload.csv"
+    if media_type.startswith(("application/json", "multipart/")):
+        raise UnsupportedMediaType(
+            "send the file as text/csv or XLSX (or a multipart form with a file part); "
+            "JSON rows go to POST .../contacts"
+        )
+    return filename
+
+
+async def list_contacts(request: web.Request) -> web.Response:
+    campaign_id = path_id(request, "campaign_id")
+    filters = {
+        "state": query_text(request, "state", choices=contacts.CONTACT_STATES),
+        "status": query_text(request, "status", choices=contacts.STATUSES),
+        "status_detail": query_text(request, "status_detail"),
+        "phone": query_text(request, "phone", max_len=28),
+    }
+    after, limit = page(request)
+    async with transaction(request) as conn:
+        rows = await contacts.list_contacts(conn, campaign_id, after=after, limit=limit, **filters)
+    return respond(paged([contact_json(r) for r in rows], limit))
+
+
+async def get_contact(request: web.Request) -> web.Response:
+    contact_id = path_id(request, "contact_id")
+    async with transaction(request) as conn:
+        row = await contacts.get(conn, contact_id)
+    return respond(contact_json(row))
+
+
+async def get_contact_by_external_id(request: web.Request) -> web.Response:
+    campaign_id = path_id(request, "campaign_id")
+    external_id = path_text(request, "external_id")
+    async with transaction(request) as conn:
+        row = await contacts.get_by_external_id(conn, campaign_id, external_id)
+    return respond(contact_json(row))
+
+
+async def update_contact(request: web.Request) -> web.Response:
+    contact_id = path_id(request, "contact_id")
+    body = await read_json(request, s.CONTACT_UPDATE)
+    async with transaction(request) as conn:
+        row = await contacts.update(conn, contact_id, body)
+    return respond(contact_json(row))
+
+
+async def cancel_contact(request: web.Request) -> web.Response:
+    contact_id = path_id(request, "contact_id")
+    async with transaction(request) as conn:
+        row, _ = await contacts.cancel(conn, contact_id)
+    return respond(contact_json(row))
+
+
+async def reschedule_contact(request: web.Request) -> web.Response:
+    contact_id = path_id(request, "contact_id")
+    body = await _optional_json(request, s.RESCHEDULE)
+    at = _when(body.get("at"))
+    async with transaction(request) as conn:
+        row = await contacts.reschedule(conn, contact_id, at=at, step=body.get("step"))
+    return respond(contact_json(row))
+
+
+async def _optional_json(request: web.Request, schema: Mapping[str, Any]) -> Any:
+    """A JSON body, {} when there is none."""
+    if not request.can_read_body:
+        return {}
+    return await read_json(request, schema)
+
+
+def _when(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    check_text(text, "at")
+    try:
+        at = datetime.fromisoformat(text)
+        if at.tzinfo is None:
+            raise ValueError("no time zone")
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput(
+            f"at must be an ISO 8601 date and time with a time zone: {exc}",
+            details=[{"field": "at", "message": "invalid date-time"}],
+        ) from None
+
+
+async def contact_attempts(request: web.Request) -> web.Response:
+    contact_id = path_id(request, "contact_id")
+    async with transaction(request) as conn:
+        rows = await contacts.attempts(conn, contact_id)
+    return respond({"items": [attempt_json(r) for r in rows]})
+
+
+async def export_results(request: web.Request) -> web.StreamResponse:
+    campaign_id = path_id(request, "campaign_id")
+    fmt = query_text(request, "format", choices=("csv", "xlsx")) or "csv"
+    filename = f"campaign-{campaign_id}-results.{fmt}"
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt == "xlsx":
+        async with transaction(request) as conn:
+            rows = [row async for row in contacts.export_rows(conn, campaign_id)]
+        data = await asyncio.to_thread(export.xlsx_bytes, rows)
+        return web.Response(body=data, content_type=export.XLSX_MEDIA_TYPE, headers=disposition)
+    async with transaction(request) as conn:
+        await campaigns.get(conn, campaign_id)  # a 404 is JSON, before streaming starts
+        response = web.StreamResponse(
+            headers={"Content-Type": export.CSV_MEDIA_TYPE, **disposition}
+        )
+        await response.prepare(request)
+        await response.write(export.csv_header())
+        batch: list[Mapping[str, Any]] = []
+        async for row in contacts.export_rows(conn, campaign_id):
+            batch.append(row)
+            if len(batch) >= 1000:
+                await response.write(export.csv_rows(batch))
+                batch = []
+        await response.write(export.csv_rows(batch))
+    await response.write_eof()
+    return response
+
+
+_CAMPAIGN = r"/api/v1/campaigns/{campaign_id:\d+}"
+_CONTACT = r"/api/v1/contacts/{contact_id:\d+}"
+_WRITE_ERRORS = ("400", "401", "403", "404", "413", "415", "422", "503")
+_FILE_TYPES = {
+    "text/csv": {"schema": {"type": "string"}},
+    export.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {
+        "schema": s.obj(
+            {"file": {"type": "string", "format": "binary"}},
+            required=["file"],
+        )
+    },
+}
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        _CAMPAIGN + "/contacts",
+        upload_contacts,
+        "uploadContacts",
+        "Import contacts given as JSON rows",
+        "contacts",
+        parameters=(s.CAMPAIGN_ID,),
+        body=s.json_body(s.CONTACTS_BATCH),
+        responses={
+            "200": s.ok(s.ref("ImportReport"), "Imported: rejected lists each bad row"),
+            **s.errors(*_WRITE_ERRORS),
+        },
+        description="Rows have the columns of a CSV import (phone1..phone5, param1..param12, "
+        "external_id, timezone). Bad rows are reported with their row number and reason and "
+        "the good rows stored; with all_or_nothing, one bad row stores nothing (422 "
+        "import_rejected, the report in details). A known external_id updates its contact.",
+    ),
+    Operation(
+        "POST",
+        _CAMPAIGN + "/contacts/file",
+        upload_contacts_file,
+        "uploadContactsFile",
+        "Import contacts from a CSV or XLSX file",
+        "contacts",
+        parameters=(
+            s.CAMPAIGN_ID,
+            s.query_param(
+                "format",
+                {"type": "string", "enum": ["csv", "xlsx"]},
+                "Default: from the content type, the file name, or the content",
+            ),
+            s.query_param("all_or_nothing", {"type": "boolean", "default": False}),
+        ),
+        body={"required": True, "content": _FILE_TYPES},
+        responses={
+            "200": s.ok(s.ref("ImportReport"), "Imported: rejected lists each bad row"),
+            **s.errors(*_WRITE_ERRORS),
+        },
+        description="The raw body (text/csv, XLSX) or a multipart form with a `file` part.",
+    ),
+    Operation(
+        "GET",
+        _CAMPAIGN + "/contacts",
+        list_contacts,
+        "listContacts",
+        "A campaign's contacts, filtered, by pages",
+        "contacts",
+        parameters=(
+            s.CAMPAIGN_ID,
+            s.query_param("state", {"type": "string", "enum": list(contacts.CONTACT_STATES)}),
+            s.query_param("status", {"type": "string", "enum": list(contacts.STATUSES)}),
+            s.query_param("status_detail", {"type": "string", "maxLength": 100}),
+            s.query_param(
+                "phone",
+                {"type": "string", "maxLength": 28},
+                "Any of phone1..phone5, as given or in E.164",
+            ),
+            *s.PAGE_PARAMS,
+        ),
+        responses={"200": s.ok(s.ref("ContactPage")), **s.errors("401", "404", "422", "503")},
+    ),
+    Operation(
+        "GET",
+        _CAMPAIGN + "/contacts/by-external-id/{external_id}",
+        get_contact_by_external_id,
+        "getContactByExternalId",
+        "A contact by the CRM's id (URL-encoded)",
+        "contacts",
+        parameters=(s.CAMPAIGN_ID, s.path_param("external_id", {"type": "string", "minLength": 1})),
+        responses={"200": s.ok(s.ref("Contact")), **s.errors("401", "404", "422", "503")},
+    ),
+    Operation(
+        "GET",
+        _CONTACT,
+        get_contact,
+        "getContact",
+        "A contact",
+        "contacts",
+        parameters=(s.CONTACT_ID,),
+        responses={"200": s.ok(s.ref("Contact")), **s.errors("401", "404", "503")},
+    ),
+    Operation(
+        "PATCH",
+        _CONTACT,
+        update_contact,
+        "updateContact",
+        "Change a contact's phones, params or time zone",
+        "contacts",
+        parameters=(s.CONTACT_ID,),
+        body=s.json_body(s.CONTACT_UPDATE),
+        responses={"200": s.ok(s.ref("Contact")), **s.errors(*_WRITE_ERRORS)},
+        description="Phones are checked and stored in E.164 (read with the campaign's "
+        "default region); null empties a field (not phone1).",
+    ),
+    Operation(
+        "POST",
+        _CONTACT + "/cancel",
+        cancel_contact,
+        "cancelContact",
+        "Cancel a contact: closed as cancelled/failed/$cancelled, never dialled again",
+        "contacts",
+        parameters=(s.CONTACT_ID,),
+        responses={"200": s.ok(s.ref("Contact")), **s.errors("401", "403", "404", "409", "503")},
+        description="Idempotent. A call in progress ends normally. 409 contact_closed for "
+        "a contact already closed otherwise (reschedule reopens it).",
+    ),
+    Operation(
+        "POST",
+        _CONTACT + "/reschedule",
+        reschedule_contact,
+        "rescheduleContact",
+        "Reopen a contact for redial, from the start or at a strategy step",
+        "contacts",
+        parameters=(s.CONTACT_ID,),
+        body=s.json_body(s.RESCHEDULE, required=False),
+        responses={
+            "200": s.ok(s.ref("Contact")),
+            **s.errors(*_WRITE_ERRORS, "409"),
+        },
+        description="The strategy's caps count every attempt of the contact, those "
+        "before the reschedule too. 409 attempt_in_progress while a call is open.",
+    ),
+    Operation(
+        "GET",
+        _CONTACT + "/attempts",
+        contact_attempts,
+        "listContactAttempts",
+        "Every attempt of a contact, oldest first",
+        "contacts",
+        parameters=(s.CONTACT_ID,),
+        responses={
+            "200": s.ok(
+                s.obj({"items": {"type": "array", "items": s.ref("Attempt")}}, required=["items"])
+            ),
+            **s.errors("401", "404", "503"),
+        },
+    ),
+    Operation(
+        "GET",
+        _CAMPAIGN + "/results",
+        export_results,
+        "exportResults",
+        "A campaign's results: one row per contact with its last attempt",
+        "contacts",
+        parameters=(
+            s.CAMPAIGN_ID,
+            s.query_param("format", {"type": "string", "enum": ["csv", "xlsx"], "default": "csv"}),
+        ),
+        responses={
+            "200": {
+                "description": "The file (columns: " + ", ".join(export.COLUMNS) + ")",
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    export.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            **s.errors("401", "404", "422", "503"),
+        },
+    ),
+]

@@ -1,0 +1,521 @@
+"""JSON Schemas of the API's bodies, used both to validate requests and in /openapi.json.
+
+One definition per shape, so the document cannot drift from what is checked.
+Request schemas are self-contained (no $ref): they are validated as they are.
+Response schemas live under components and are referenced by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..campaigns import ACTIONS, STATES
+from ..contacts import CONTACT_STATES, PARAM_FIELDS, PHONE_FIELDS, STATUSES
+
+Schema = dict[str, Any]
+
+STRATEGY_NAME = "^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def nullable(schema: Schema) -> Schema:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(properties: Mapping[str, Schema], required: Sequence[str] = (), **extra: Any) -> Schema:
+    """An object with exactly these properties (unknown fields are refused)."""
+    schema: Schema = {
+        "type": "object",
+        "properties": dict(properties),
+        "additionalProperties": False,
+        **extra,
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+TEXT = {"type": "string"}
+INT = {"type": "integer"}
+ID = {"type": "integer", "minimum": 1}
+DATETIME = {"type": "string", "format": "date-time"}
+NUMBER = {"type": "number"}
+
+# --- requests -------------------------------------------------------------------------
+
+CALLING_WINDOW = {
+    "type": ["object", "null"],
+    "properties": {
+        "hours": {
+            "type": "object",
+            "propertyNames": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+            "additionalProperties": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}$"},
+            },
+        },
+        "blackout_dates": {"type": "array", "items": {"type": "string", "format": "date"}},
+        "timezone": {"type": "string"},
+    },
+    "additionalProperties": False,
+    "description": "Allowed hours per weekday in the contact's local time (a day left out "
+    "allows no calls), blackout dates, and the zone of contacts whose zone is unknown. "
+    "null: every day 08:00-21:00.",
+}
+_CAMPAIGN_SETTINGS: dict[str, Schema] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+    "strategy": {"type": "string", "pattern": STRATEGY_NAME},
+    "strategy_version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "trunk": nullable(
+        {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,80}$", "description": "PJSIP endpoint"}
+    ),
+    "caller_id": nullable({"type": "string", "maxLength": 80}),
+    "max_concurrent_calls": {"type": "integer", "minimum": 1, "maximum": 10000},
+    "max_calls_per_second": {"type": "number", "minimum": 0.001, "maximum": 1000},
+    "default_region": {"type": "string", "pattern": "^[A-Z]{2}$"},
+    "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
+    "calling_window": CALLING_WINDOW,
+}
+
+CAMPAIGN_CREATE = obj(_CAMPAIGN_SETTINGS, required=["name"])
+CAMPAIGN_UPDATE = obj(_CAMPAIGN_SETTINGS, minProperties=1)
+
+_RULE = {
+    "anyOf": [
+        {"type": "string"},
+        obj(
+            {
+                "action": {"type": "string"},
+                "delay_s": INT,
+                "state": TEXT,
+                "status": TEXT,
+                "status_detail": TEXT,
+            }
+        ),
+    ]
+}
+_RULES = {"type": "object", "additionalProperties": _RULE}
+_STRATEGY_KEYS: dict[str, Schema] = {
+    "name": {"type": "string", "pattern": STRATEGY_NAME},
+    "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "description": nullable(TEXT),
+    "caps": nullable(
+        obj({"per_contact": INT, "per_phone": nullable(INT), "per_day": nullable(INT)})
+    ),
+    "sms": nullable(obj({"text": nullable(TEXT), "close_state": TEXT})),
+    "on": nullable(_RULES),
+    "attempts": {
+        "type": "array",
+        "minItems": 1,
+        "items": obj(
+            {
+                "phone": INT,
+                "sms": {"type": "boolean"},
+                "ring_timeout_s": INT,
+                "delay_s": INT,
+                "max_tries": INT,
+                "text": nullable(TEXT),
+                "on": nullable(_RULES),
+            }
+        ),
+    },
+}
+STRATEGY_DEFINITION = obj(
+    _STRATEGY_KEYS,
+    required=["name", "attempts"],
+    description="A call strategy, as in the YAML files (strategies/README.md).",
+)
+STRATEGY_DEFINITION_UPDATE = obj(
+    _STRATEGY_KEYS,
+    required=["attempts"],
+    description="A new version of the strategy named in the path; name and version may "
+    "be left out.",
+)
+
+# Rows are checked for shape only: their content (numbers, lengths, unknown
+# columns) is the import's to judge, row by row, so one bad row never refuses
+# the others. Names starting with $ are the file readers' own.
+_CELL = {"type": ["string", "integer", "null"]}
+CONTACT_ROW = {
+    "type": "object",
+    "properties": {
+        "external_id": _CELL,
+        **{f: _CELL for f in PHONE_FIELDS},
+        **{f: _CELL for f in PARAM_FIELDS},
+        "timezone": _CELL,
+    },
+    "additionalProperties": _CELL,
+    "propertyNames": {"pattern": "^[^$]"},
+    "description": "One contact, with the columns of a CSV import; a row with another "
+    "column is rejected (reported in the import report).",
+}
+MAX_BATCH = 100_000
+CONTACTS_BATCH = obj(
+    {
+        "contacts": {"type": "array", "maxItems": MAX_BATCH, "items": CONTACT_ROW},
+        "all_or_nothing": {"type": "boolean"},
+    },
+    required=["contacts"],
+)
+
+CONTACT_UPDATE = obj(
+    {
+        "phone1": {"type": "string", "minLength": 1, "maxLength": 28},
+        **{f: nullable({"type": "string", "maxLength": 28}) for f in PHONE_FIELDS[1:]},
+        **{f: nullable({"type": "string", "maxLength": 255}) for f in PARAM_FIELDS},
+        "timezone": nullable({"type": "string", "minLength": 1, "maxLength": 64}),
+    },
+    minProperties=1,
+)
+
+RESCHEDULE = obj(
+    {
+        "step": nullable({"type": "integer", "minimum": 0, "maximum": 1000}),
+        "at": nullable(DATETIME),
+    },
+    description="step: the strategy attempt (from 0) to continue at; null or absent: "
+    "start over with the strategy's first action. at: when (default now).",
+)
+
+DNC_ADD = obj(
+    {
+        "numbers": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 10000,
+            "items": {"type": "string", "minLength": 1, "maxLength": 28},
+        },
+        "reason": nullable({"type": "string", "maxLength": 500}),
+        "region": {"type": "string", "pattern": "^[A-Z]{2}$"},
+    },
+    required=["numbers"],
+)
+
+
+# --- responses ------------------------------------------------------------------------
+
+ERROR = obj(
+    {
+        "error": obj(
+            {"code": TEXT, "message": TEXT, "details": {}},
+            required=["code", "message", "details"],
+        )
+    },
+    required=["error"],
+)
+
+_COUNTS = obj(
+    {
+        "total": INT,
+        "by_state": {"type": "object", "additionalProperties": INT},
+        "by_status": {
+            "type": "object",
+            "additionalProperties": {"type": "object", "additionalProperties": INT},
+        },
+        "open_attempts": INT,
+    },
+    required=["total", "by_state", "by_status", "open_attempts"],
+)
+
+CAMPAIGN_FIELDS = (
+    "id",
+    "name",
+    "state",
+    "strategy",
+    "trunk",
+    "caller_id",
+    "max_concurrent_calls",
+    "max_calls_per_second",
+    "default_region",
+    "timezone",
+    "calling_window",
+    "created_at",
+    "updated_at",
+)
+CAMPAIGN = obj(
+    {
+        "id": ID,
+        "name": TEXT,
+        "state": {"type": "string", "enum": list(STATES)},
+        "strategy": nullable(
+            obj({"id": ID, "name": TEXT, "version": INT}, required=["id", "name", "version"])
+        ),
+        "trunk": nullable(TEXT),
+        "caller_id": nullable(TEXT),
+        "max_concurrent_calls": INT,
+        "max_calls_per_second": NUMBER,
+        "default_region": TEXT,
+        "timezone": TEXT,
+        "calling_window": CALLING_WINDOW,
+        "created_at": DATETIME,
+        "updated_at": DATETIME,
+        "contacts": _COUNTS,
+    },
+    required=CAMPAIGN_FIELDS,
+)
+TRANSITION = obj(
+    {
+        "campaign": {"$ref": "#/components/schemas/Campaign"},
+        "changed": {"type": "boolean"},
+        "previous_state": {"type": "string", "enum": list(STATES)},
+        "action": {"type": "string", "enum": list(ACTIONS)},
+    },
+    required=["campaign", "changed", "previous_state", "action"],
+)
+
+STRATEGY = obj(
+    {
+        "id": ID,
+        "name": TEXT,
+        "version": INT,
+        "created_at": DATETIME,
+        "definition": {"type": "object"},
+    },
+    required=["id", "name", "version", "created_at", "definition"],
+)
+STRATEGY_SUMMARY = obj(
+    {
+        "name": TEXT,
+        "latest_version": INT,
+        "versions": {"type": "array", "items": INT},
+        "updated_at": DATETIME,
+    },
+    required=["name", "latest_version", "versions", "updated_at"],
+)
+
+CONTACT_FIELDS = (
+    "id",
+    "campaign_id",
+    "external_id",
+    *PHONE_FIELDS,
+    *PARAM_FIELDS,
+    "timezone",
+    "state",
+    "status",
+    "status_detail",
+    "next_attempt_at",
+    "next_step",
+    "next_channel",
+    "next_phone_slot",
+    "closed_at",
+    "created_at",
+    "updated_at",
+)
+CONTACT = obj(
+    {
+        "id": ID,
+        "campaign_id": ID,
+        "external_id": nullable(TEXT),
+        "phone1": TEXT,
+        **{f: nullable(TEXT) for f in PHONE_FIELDS[1:]},
+        **{f: nullable(TEXT) for f in PARAM_FIELDS},
+        "timezone": nullable(TEXT),
+        "state": {"type": "string", "enum": list(CONTACT_STATES)},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "status_detail": TEXT,
+        "next_attempt_at": nullable(DATETIME),
+        "next_step": nullable(INT),
+        "next_channel": nullable({"type": "string", "enum": ["call", "sms"]}),
+        "next_phone_slot": nullable(INT),
+        "closed_at": nullable(DATETIME),
+        "created_at": DATETIME,
+        "updated_at": DATETIME,
+    },
+    required=CONTACT_FIELDS,
+)
+
+ATTEMPT_FIELDS = (
+    "id",
+    "step",
+    "channel",
+    "phone_slot",
+    "number",
+    "state",
+    "outcome",
+    "created_at",
+    "sent_at",
+    "answered_at",
+    "ended_at",
+    "hangup_cause",
+    "hangup_cause_text",
+    "detail",
+)
+ATTEMPT = obj(
+    {
+        "id": {"type": "string", "format": "uuid"},
+        "step": nullable(INT),
+        "channel": {"type": "string", "enum": ["call", "sms"]},
+        "phone_slot": nullable(INT),
+        "number": TEXT,
+        "state": {"type": "string", "enum": ["created", "sent", "answered", "ended"]},
+        "outcome": nullable(TEXT),
+        "created_at": DATETIME,
+        "sent_at": nullable(DATETIME),
+        "answered_at": nullable(DATETIME),
+        "ended_at": nullable(DATETIME),
+        "hangup_cause": nullable(INT),
+        "hangup_cause_text": nullable(TEXT),
+        "detail": nullable(TEXT),
+    },
+    required=ATTEMPT_FIELDS,
+)
+
+IMPORT_REPORT = obj(
+    {
+        "received": INT,
+        "inserted": INT,
+        "updated": INT,
+        "stored": {"type": "boolean"},
+        "rejected_rows": INT,
+        "rejected": {
+            "type": "array",
+            "items": obj(
+                {"row": INT, "field": nullable(TEXT), "reason": TEXT},
+                required=["row", "field", "reason"],
+            ),
+        },
+    },
+    required=["received", "inserted", "updated", "stored", "rejected", "rejected_rows"],
+)
+
+DNC_ENTRY = obj(
+    {
+        "id": ID,
+        "campaign_id": nullable(ID),
+        "number": TEXT,
+        "reason": nullable(TEXT),
+        "created_at": DATETIME,
+    },
+    required=["campaign_id", "number", "reason", "created_at"],
+)
+DNC_CHECK = obj(
+    {
+        "number": TEXT,
+        "listed": {"type": "boolean"},
+        "entries": {"type": "array", "items": {"$ref": "#/components/schemas/DncEntry"}},
+    },
+    required=["number", "listed", "entries"],
+)
+DNC_ADDED = obj(
+    {"numbers": {"type": "array", "items": TEXT}, "added": {"type": "array", "items": TEXT}},
+    required=["numbers", "added"],
+)
+DNC_REMOVED = obj({"number": TEXT, "removed": {"type": "boolean"}}, required=["number", "removed"])
+
+
+def page_of(name: str) -> Schema:
+    return obj(
+        {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"}},
+            "next_after": nullable(INT),
+        },
+        required=["items", "next_after"],
+    )
+
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": ERROR,
+    "Campaign": CAMPAIGN,
+    "CampaignPage": page_of("Campaign"),
+    "Transition": TRANSITION,
+    "Strategy": STRATEGY,
+    "StrategySummary": STRATEGY_SUMMARY,
+    "Contact": CONTACT,
+    "ContactPage": page_of("Contact"),
+    "Attempt": ATTEMPT,
+    "ImportReport": IMPORT_REPORT,
+    "DncEntry": DNC_ENTRY,
+    "DncPage": page_of("DncEntry"),
+    "DncCheck": DNC_CHECK,
+    "DncAdded": DNC_ADDED,
+    "DncRemoved": DNC_REMOVED,
+}
+
+# --- OpenAPI fragments --------------------------------------------------------------------
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: Schema, description: str = "", required: bool = True) -> Schema:
+    body: Schema = {"required": required, "content": {"application/json": {"schema": schema}}}
+    if description:
+        body["description"] = description
+    return body
+
+
+def ok(schema: Schema, description: str = "OK") -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def linked(response: Schema, targets: Mapping[str, Mapping[str, str]]) -> Schema:
+    """``response`` with OpenAPI links: operationId -> {parameter: runtime expression}.
+
+    Clients (and schemathesis' stateful phase) follow them from a created resource
+    to the operations that use it."""
+    links = {
+        f"to_{op}": {"operationId": op, "parameters": dict(params)}
+        for op, params in targets.items()
+    }
+    return {**response, "links": links}
+
+
+def no_content(description: str = "Done") -> Schema:
+    return {"description": description}
+
+
+ERROR_DESCRIPTIONS = {
+    "400": "Malformed request (the body is not JSON)",
+    "401": "No bearer token, or an unknown one",
+    "403": "The token's scope does not allow this",
+    "404": "No such resource",
+    "409": "The resource's state does not allow this",
+    "413": "The body is too large",
+    "415": "The body's content type is not accepted",
+    "422": "Invalid data: details names each bad field",
+    "503": "The database is unavailable",
+}
+
+
+def errors(*statuses: str) -> dict[str, Schema]:
+    return {status: {"$ref": f"#/components/responses/E{status}"} for status in statuses}
+
+
+def error_components() -> dict[str, Schema]:
+    return {
+        f"E{status}": {
+            "description": description,
+            "content": {"application/json": {"schema": ref("Error")}},
+        }
+        for status, description in ERROR_DESCRIPTIONS.items()
+    }
+
+
+def path_param(name: str, schema: Schema, description: str = "") -> Schema:
+    param: Schema = {"name": name, "in": "path", "required": True, "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+def query_param(name: str, schema: Schema, description: str = "") -> Schema:
+    param: Schema = {"name": name, "in": "query", "required": False, "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+CAMPAIGN_ID = path_param("campaign_id", ID)
+CONTACT_ID = path_param("contact_id", ID)
+PAGE_PARAMS = (
+    query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+    query_param(
+        "after",
+        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "Only items with an id above this (the next_after of the previous page)",
+    ),
+)

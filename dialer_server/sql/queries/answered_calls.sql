@@ -1,0 +1,8 @@
+-- What our dialplan reported about answered calls (dialer_server/answered_calls.py).
+
+-- name: record_dialplan_report
+-- Written with the attempt's result, in its transaction: AMD's verdict and the
+-- keys pressed in the IVR ('' when the IVR heard none).
+UPDATE attempts
+SET amd_status = coalesce($2, amd_status), ivr_digits = coalesce($3, ivr_digits)
+WHERE id = $1;
