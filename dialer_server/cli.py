@@ -18,6 +18,8 @@ from .logs import setup_logging
 logger = logging.getLogger(__name__)
 
 
+_SECRET_KEYS = {"secret", "auth_header", "password"}
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dialer-server", description="Outbound campaign dialer for Asterisk."
@@ -267,7 +269,8 @@ def _print_config(config: Config) -> None:
     for section, values in dataclasses.asdict(config).items():
         print(f"[{section.rstrip('_')}]")
         for key, value in values.items():
-            shown = "***" if key == "secret" and value else value
+            # Secrets and credentials never reach a terminal or a log.
+            shown = "***" if key in _SECRET_KEYS and value else value
             if key == "tokens" and value:
                 # Names and scopes only: the tokens are secrets.
                 shown = ", ".join(f"{t.name}:***:{t.scope}" for t in parse_api_tokens(value))

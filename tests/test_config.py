@@ -75,3 +75,27 @@ def test_bad_config_names_the_problem(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "absent.toml", env={})
+
+
+def test_check_config_never_prints_credentials() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    env |= {
+        "DIALER_AMI_SECRET": "ami-very-secret",
+        "DIALER_SMS_PROVIDER": "http",
+        "DIALER_SMS_URL": "http://127.0.0.1:9/sms",
+        "DIALER_SMS_AUTH_HEADER": "Bearer sms-very-secret",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "dialer_server", "check-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "very-secret" not in out.stdout + out.stderr
+    assert "auth_header = '***'" in out.stdout
