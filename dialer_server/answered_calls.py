@@ -151,7 +151,9 @@ class AnsweredCalls:
 async def record_report(conn: Any, result: CallResult) -> None:
     """Store a call's AMD verdict and IVR keys on its attempt (when it has any).
 
-    Called in the transaction that records the call's result (results.record_call).
+    Called in the transaction that records the call's result (results.record_call),
+    before the attempt ends: the attempt.result webhook reads them from the row.
+    An attempt already ended is left as it is.
     """
     if result.amd_status is None and result.ivr_digits is None:
         return

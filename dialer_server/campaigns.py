@@ -27,6 +27,7 @@ import asyncpg
 import phonenumbers
 
 from . import store
+from .agent_pacing import Mode
 from .calling_window import CallingWindowError, parse_window, window_to_dict
 from .db import query
 from .errors import Conflict, InvalidInput, NotFound
@@ -72,8 +73,23 @@ SETTINGS = (
     "default_region",
     "timezone",
     "calling_window",
+    "mode",
+    "amd",
+    "ivr_playback",
+    "machine_message",
+    "webhook_attempts",
 )
 DEFAULT_STRATEGY = "default"
+# What happens once someone answers (answered_calls.py). The agent modes hand
+# calls to agents, which do not exist yet: a campaign in one of them could not
+# dial, so the API refuses them.
+AGENT_MODES = tuple(mode.value for mode in Mode)
+MODES = ("automated", "ivr", *AGENT_MODES)
+# Asterisk sound names become dialplan arguments: the CHECK constraint of
+# campaigns.ivr_playback and machine_message (migration 0006), character for
+# character. Use it with fullmatch: Python's $ also matches before a final "\n".
+SOUND_PATTERN = "^[A-Za-z0-9_./&-]{1,255}$"
+_SOUND = re.compile(SOUND_PATTERN)
 # A trunk goes into the Originate channel (PJSIP/number@trunk): only the
 # characters of an endpoint name, so it cannot smuggle in a second channel.
 _TRUNK = re.compile(r"[A-Za-z0-9_.-]{1,80}")
@@ -173,6 +189,11 @@ async def create(conn: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
         default_region=values.get("default_region", "US"),
         timezone=values.get("timezone", "UTC"),
         calling_window=values.get("calling_window"),
+        mode=values.get("mode", "automated"),
+        amd=values.get("amd", False),
+        ivr_playback=values.get("ivr_playback"),
+        machine_message=values.get("machine_message"),
+        webhook_attempts=values.get("webhook_attempts", False),
     )
     logger.info(
         "campaign created",
@@ -339,7 +360,42 @@ def _checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         out["timezone"] = check_timezone(settings["timezone"], "timezone")
     if "calling_window" in settings:
         out["calling_window"] = check_calling_window(settings["calling_window"])
+    if "mode" in settings:
+        out["mode"] = check_mode(settings["mode"])
+    for flag in ("amd", "webhook_attempts"):
+        if flag in settings:
+            if not isinstance(settings[flag], bool):
+                raise InvalidInput(f"{flag} must be true or false", details=[_field(flag)])
+            out[flag] = settings[flag]
+    for sound in ("ivr_playback", "machine_message"):
+        if sound in settings:
+            out[sound] = check_sound(settings[sound], sound)
     return out
+
+
+def check_mode(value: Any) -> str:
+    """A mode a campaign can dial in now; InvalidInput for the agent modes."""
+    if value in AGENT_MODES:
+        message = "agent modes are not available yet"
+        raise InvalidInput(
+            f"mode: {message} ({', '.join(AGENT_MODES)} need agents): use automated or ivr",
+            details=[_field("mode", message)],
+        )
+    if value not in MODES:
+        raise InvalidInput(
+            f"mode must be automated or ivr, got {value!r}", details=[_field("mode")]
+        )
+    return str(value)
+
+
+def check_sound(value: Any, field: str) -> str | None:
+    """An Asterisk sound name as the database accepts it (``custom/offer``, ``a&b``), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SOUND.fullmatch(value):
+        message = "must be an Asterisk sound name: 1-255 of A-Z a-z 0-9 _ . / & -"
+        raise InvalidInput(f"{field} {message}, or null", details=[_field(field, message)])
+    return value
 
 
 def check_calling_window(value: Any) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 _SECRET_KEYS = {"secret", "auth_header", "password"}
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dialer-server", description="Outbound campaign dialer for Asterisk."
@@ -225,6 +226,11 @@ def _print_campaign(out: Any, c: Any, counts: dict[str, Any], config: Config) ->
             ["calls/s", f"{float(c['max_calls_per_second']):g}"],
             ["default region", c["default_region"]],
             ["time zone", c["timezone"]],
+            ["mode", c["mode"]],
+            ["amd", "on" if c["amd"] else "off"],
+            ["ivr playback", c["ivr_playback"] or "-"],
+            ["amd message", c["machine_message"] or "-"],
+            ["attempt.result", "on" if c["webhook_attempts"] else "off"],
             ["created", c["created_at"].isoformat(timespec="seconds")],
             ["updated", c["updated_at"].isoformat(timespec="seconds")],
             ["attempts open", str(counts["open_attempts"])],

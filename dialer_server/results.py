@@ -89,9 +89,11 @@ async def record_call(
     Returns None when the attempt was already closed (nothing changed).
     """
     async with conn.transaction():
+        # The dialplan's report first: ending the attempt fires its attempt.result
+        # webhook, which reads amd_status and ivr_digits from the row.
+        await answered_calls.record_report(conn, result)
         if not await store.record_attempt_result(conn, result):
             return None
-        await answered_calls.record_report(conn, result)
         return await _advance(conn, result.attempt_id, result.outcome.value, strategy_for, now)
 
 

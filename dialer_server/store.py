@@ -115,6 +115,7 @@ async def create_campaign(
     amd: bool = False,
     ivr_playback: str | None = None,
     machine_message: str | None = None,
+    webhook_attempts: bool = False,
 ) -> int:
     return int(
         await conn.fetchval(
@@ -133,6 +134,7 @@ async def create_campaign(
             amd,
             ivr_playback,
             machine_message,
+            webhook_attempts,
         )
     )
 

@@ -40,6 +40,7 @@ async def test_campaign_list_and_show_print_readable_tables(stack: Any, database
             start=False,
             max_concurrent_calls=4,
             max_calls_per_second=2.5,
+            ivr_playback="custom/offer",
         )
         await conn.execute(
             "UPDATE contacts SET state = 'connected', status = 'success', closed_at = now() "
@@ -84,9 +85,13 @@ async def test_campaign_list_and_show_print_readable_tables(stack: Any, database
     assert text.splitlines()[0] == f"campaign {campaign_id}: spring sale"
     assert "strategy        cli v1" in text
     assert "carrier (daemon default)" in text
+    assert "mode            automated" in text
+    assert "ivr playback    custom/offer" in text
     rows = {tuple(line.split()) for line in text.splitlines()}
     assert ("pending", "2") in rows and ("connected", "1") in rows
     assert ("open", "$none", "2") in rows and ("success", "$none", "1") in rows
+    assert ("amd", "off") in rows and ("amd", "message", "-") in rows
+    assert ("attempt.result", "off") in rows
 
 
 async def test_campaign_start_pause_resume_stop_from_the_shell(

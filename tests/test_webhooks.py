@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -311,6 +312,9 @@ async def test_a_call_result_records_the_contact_final_state_and_attempts_only_w
     assert attempt_event["attempt"]["outcome"] == "answered"
     assert attempt_event["attempt"]["hangup_cause"] == 16
     assert attempt_event["attempt"]["number"] == "12025550202"
+    # No AMD, no IVR on this call: both reported, as null.
+    assert attempt_event["attempt"]["amd_status"] is None
+    assert attempt_event["attempt"]["ivr_digits"] is None
     contact_event = next(e for e in contact_events if e["contact"]["id"] == loud_contact)
     assert contact_event["contact"]["external_id"] == "loud-0"
     assert contact_event["contact"]["state"] == "connected"
@@ -323,6 +327,44 @@ async def test_a_call_result_records_the_contact_final_state_and_attempts_only_w
     loud_rows = [r for r in rows if r["ordering_key"] == f"contact:{loud_contact}"]
     assert [r["event_type"] for r in loud_rows] == ["attempt.result", "contact.final_state"]
     assert all(str(r["id"]) in r["body"] for r in rows)
+
+
+async def test_an_attempt_result_carries_the_amd_verdict_and_the_ivr_keys(pool: Any) -> None:
+    await record_events(pool, hooks())
+    lookup = results.StrategyLookup()
+    reports = [
+        (Outcome.ANSWERED, "HUMAN", "1"),
+        (Outcome.MACHINE, "MACHINE", None),
+        (Outcome.ANSWERED, None, ""),  # IVR without AMD: the prompt got no key
+    ]
+    async with pool.acquire() as conn:
+        campaign_id, contact_ids = await add_campaign(
+            conn, "ivr-amd", ONE_TRY, [[f"1202555030{i}"] for i in range(len(reports))]
+        )
+        assert await set_attempt_events(conn, campaign_id, True)
+        attempt_ids = []
+        for contact_id, (outcome, amd_status, ivr_digits) in zip(contact_ids, reports, strict=True):
+            attempt_id = await dial(conn, campaign_id, contact_id)
+            result = dataclasses.replace(
+                answered(attempt_id), outcome=outcome, amd_status=amd_status, ivr_digits=ivr_digits
+            )
+            assert await results.record_call(conn, result, lookup) is not None
+            attempt_ids.append(attempt_id)
+        by_attempt = {
+            e["attempt"]["id"]: e["attempt"]
+            for e in await events(conn)
+            if e["type"] == "attempt.result"
+        }
+        stored = [
+            await conn.fetchrow(
+                "SELECT outcome, amd_status, ivr_digits FROM attempts WHERE id = $1", attempt_id
+            )
+            for attempt_id in attempt_ids
+        ]
+    expected = [(o.value, amd, digits) for o, amd, digits in reports]
+    sent = [by_attempt[a] for a in attempt_ids]
+    assert [(a["outcome"], a["amd_status"], a["ivr_digits"]) for a in sent] == expected
+    assert [tuple(row) for row in stored] == expected
 
 
 async def test_an_sms_reply_after_sms_sent_is_a_second_final_state_event(pool: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..campaigns import ACTIONS, STATES
+from ..campaigns import ACTIONS, AGENT_MODES, MODES, SOUND_PATTERN, STATES
 from ..contacts import CONTACT_STATES, PARAM_FIELDS, PHONE_FIELDS, STATUSES
 
 Schema = dict[str, Any]
@@ -65,6 +65,35 @@ CALLING_WINDOW = {
     "allows no calls), blackout dates, and the zone of contacts whose zone is unknown. "
     "null: every day 08:00-21:00.",
 }
+MODE = {
+    "type": "string",
+    "enum": list(MODES),
+    "description": "What happens once someone answers. automated (the default): the "
+    "campaign's message (ivr_playback), then hang up; ivr: a prompt (ivr_playback) and one "
+    f"key read. {', '.join(AGENT_MODES)}: the agent modes, not available yet (setting one "
+    "is refused with 422).",
+}
+AMD = {
+    "type": "boolean",
+    "description": "Answering-machine detection on every answered call (default false): a "
+    "machine is hung up (after machine_message) and the outcome is machine.",
+}
+# The pattern is the database's CHECK: a value passing it is stored, never a 500.
+_SOUND = {"type": "string", "pattern": SOUND_PATTERN}
+IVR_PLAYBACK = nullable(
+    {
+        **_SOUND,
+        "description": "An Asterisk sound name (custom/offer; a&b plays two): the automated "
+        "message or the ivr prompt. null: none.",
+    }
+)
+MACHINE_MESSAGE = nullable(
+    {**_SOUND, "description": "A sound left on answering machines (with amd). null: none."}
+)
+WEBHOOK_ATTEMPTS = {
+    "type": "boolean",
+    "description": "Send an attempt.result webhook for each attempt (default false).",
+}
 _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
     "strategy": {"type": "string", "pattern": STRATEGY_NAME},
@@ -78,6 +107,11 @@ _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "default_region": {"type": "string", "pattern": "^[A-Z]{2}$"},
     "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
     "calling_window": CALLING_WINDOW,
+    "mode": MODE,
+    "amd": AMD,
+    "ivr_playback": IVR_PLAYBACK,
+    "machine_message": MACHINE_MESSAGE,
+    "webhook_attempts": WEBHOOK_ATTEMPTS,
 }
 
 CAMPAIGN_CREATE = obj(_CAMPAIGN_SETTINGS, required=["name"])
@@ -232,6 +266,11 @@ CAMPAIGN_FIELDS = (
     "default_region",
     "timezone",
     "calling_window",
+    "mode",
+    "amd",
+    "ivr_playback",
+    "machine_message",
+    "webhook_attempts",
     "created_at",
     "updated_at",
 )
@@ -250,6 +289,11 @@ CAMPAIGN = obj(
         "default_region": TEXT,
         "timezone": TEXT,
         "calling_window": CALLING_WINDOW,
+        "mode": MODE,
+        "amd": AMD,
+        "ivr_playback": IVR_PLAYBACK,
+        "machine_message": MACHINE_MESSAGE,
+        "webhook_attempts": WEBHOOK_ATTEMPTS,
         "created_at": DATETIME,
         "updated_at": DATETIME,
         "contacts": _COUNTS,

@@ -84,8 +84,9 @@ SELECT id, name, version, definition FROM strategies WHERE id = $1;
 -- name: create_campaign
 INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls,
                        max_calls_per_second, ring_timeout_s, default_region, timezone,
-                       calling_window, mode, amd, ivr_playback, machine_message)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                       calling_window, mode, amd, ivr_playback, machine_message,
+                       webhook_attempts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id;
 
 -- name: set_campaign_state

@@ -306,7 +306,8 @@ BEGIN
                 'created_at', webhook_time(NEW.created_at),
                 'sent_at', webhook_time(NEW.sent_at),
                 'answered_at', webhook_time(NEW.answered_at),
-                'ended_at', webhook_time(NEW.ended_at))));
+                'ended_at', webhook_time(NEW.ended_at),
+                'amd_status', NEW.amd_status, 'ivr_digits', NEW.ivr_digits)));
     RETURN NULL;
 END
 $$;

@@ -37,10 +37,12 @@ SELECT EXISTS (SELECT 1 FROM attempts WHERE campaign_id = $1)
 SELECT EXISTS (SELECT 1 FROM campaigns WHERE name = $1 AND id IS DISTINCT FROM $2);
 
 -- name: update_campaign_settings
+-- $2..$14: campaigns.SETTINGS, in its order.
 UPDATE campaigns
 SET name = $2, trunk = $3, caller_id = $4, max_concurrent_calls = $5,
     max_calls_per_second = $6, default_region = $7, timezone = $8, calling_window = $9,
-    strategy_id = $10, updated_at = now()
+    mode = $10, amd = $11, ivr_playback = $12, machine_message = $13,
+    webhook_attempts = $14, strategy_id = $15, updated_at = now()
 WHERE id = $1;
 
 -- name: delete_campaign
