@@ -197,4 +197,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    import logging
+
+    # The daemon's startup warnings (no API tokens...) are not benchmark output.
+    logging.basicConfig(level=logging.ERROR)
     asyncio.run(main())
