@@ -91,7 +91,7 @@ class _Manager(panoramisk.Manager):  # type: ignore[misc]
         self._on_lost(exc)
 
     def ping(self) -> None:
-        pass
+        """Disabled: panoramisk's ping never checks the reply; AmiClient runs its own watchdog."""
 
 
 class AmiClient:
