@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..campaigns import ACTIONS, AGENT_MODES, MODES, SOUND_PATTERN, STATES
+from ..campaigns import ACTIONS, AGENT_MODES, MODES, SETTINGS, SOUND_PATTERN, STATES
 from ..contacts import CONTACT_STATES, PARAM_FIELDS, PHONE_FIELDS, STATUSES
 
 Schema = dict[str, Any]
@@ -254,26 +254,9 @@ _COUNTS = obj(
     required=["total", "by_state", "by_status", "open_attempts"],
 )
 
-CAMPAIGN_FIELDS = (
-    "id",
-    "name",
-    "state",
-    "strategy",
-    "trunk",
-    "caller_id",
-    "max_concurrent_calls",
-    "max_calls_per_second",
-    "default_region",
-    "timezone",
-    "calling_window",
-    "mode",
-    "amd",
-    "ivr_playback",
-    "machine_message",
-    "webhook_attempts",
-    "created_at",
-    "updated_at",
-)
+# What a campaign reads as: its identity and state, every setting the API may
+# change (one list, so a new setting cannot be writable but unreadable), times.
+CAMPAIGN_FIELDS = ("id", "name", "state", "strategy", *SETTINGS[1:], "created_at", "updated_at")
 CAMPAIGN = obj(
     {
         "id": ID,
