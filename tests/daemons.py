@@ -100,3 +100,15 @@ class DaemonProcess:
             self.proc.kill()
             self.proc.wait()
         self._log_file.close()
+
+
+def start_daemon(stack: Any, url: str, log: Path, **env: str) -> DaemonProcess:
+    """A daemon subprocess on the stack, returned once /readyz says 200."""
+    daemon = DaemonProcess(daemon_env(stack, url, **env), log)
+    try:
+        wait_for(lambda: daemon.ready()[0] == 200 or not daemon.alive(), 20, "/readyz 200")
+    except BaseException:
+        daemon.close()
+        raise
+    assert daemon.alive(), daemon.log.read_text()
+    return daemon

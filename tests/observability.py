@@ -12,8 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dialer_server import store
 
+from . import daemons
 from .campaigns import add_campaign, wait_campaign_state
-from .daemons import DaemonProcess, daemon_env, http_get, wait_for
+from .daemons import DaemonProcess, http_get
 
 # Far-end numbers (scripts/sipp/farend.xml): the last three digits pick the behaviour.
 ANSWER_1S = "12025550201"
@@ -70,14 +71,7 @@ async def add_observed_campaign(url: str, *, start: bool = True) -> int:
 
 
 def start_daemon(stack: Any, url: str, log: Path, **env: str) -> DaemonProcess:
-    daemon = DaemonProcess(daemon_env(stack, url, **SMS_ENV, **env), log)
-    try:
-        wait_for(lambda: daemon.ready()[0] == 200 or not daemon.alive(), 20, "/readyz 200")
-    except BaseException:
-        daemon.close()
-        raise
-    assert daemon.alive(), daemon.log.read_text()
-    return daemon
+    return daemons.start_daemon(stack, url, log, **SMS_ENV, **env)
 
 
 async def run_to_completion(daemon: DaemonProcess, url: str, campaign_id: int) -> None:

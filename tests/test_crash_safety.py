@@ -9,7 +9,6 @@ more than its strategy allows, no contact dialled by two daemons at once.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from dialer_server import store
 
 from .campaigns import add_campaign, wait_campaign_state
-from .daemons import DaemonProcess, daemon_env
+from .daemons import DaemonProcess, start_daemon
 
 pytestmark = pytest.mark.stack
 
@@ -95,13 +94,7 @@ async def check_campaign(url: str, campaign_id: int, max_attempts: int) -> list[
 
 
 def start(stack: Any, url: str, tmp_path: Path, name: str) -> DaemonProcess:
-    daemon = DaemonProcess(daemon_env(stack, url), tmp_path / f"{name}.log")
-    deadline = time.monotonic() + 20
-    while daemon.ready()[0] != 200:
-        assert daemon.proc.poll() is None, daemon.log.read_text()
-        assert time.monotonic() < deadline, "daemon not ready"
-        time.sleep(0.1)
-    return daemon
+    return start_daemon(stack, url, tmp_path / f"{name}.log")
 
 
 async def test_kill_9_mid_campaign_then_restart_completes_without_extra_dials(

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from .campaigns import add_campaign
-from .daemons import DaemonProcess, daemon_env, wait_for
+from .daemons import start_daemon
 
 pytestmark = pytest.mark.stack
 
@@ -56,13 +56,6 @@ async def attempts(url: str, campaign_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def start(stack: Any, url: str, log: Path, **env: str) -> DaemonProcess:
-    daemon = DaemonProcess(daemon_env(stack, url, **env), log)
-    wait_for(lambda: daemon.ready()[0] == 200 or not daemon.alive(), 20, "/readyz 200")
-    assert daemon.alive(), log.read_text()
-    return daemon
-
-
 async def test_sigterm_waits_for_the_call_in_flight_records_it_and_starts_no_other(
     stack: Any, database_url: str, tmp_path: Path
 ) -> None:
@@ -78,7 +71,7 @@ async def test_sigterm_waits_for_the_call_in_flight_records_it_and_starts_no_oth
         )
     finally:
         await conn.close()
-    daemon = start(stack, database_url, tmp_path / "daemon.log")
+    daemon = start_daemon(stack, database_url, tmp_path / "daemon.log")
     try:
         attempt_id = await wait_answered(database_url, campaign_id)
         stopped_at = time.monotonic()
@@ -112,7 +105,7 @@ async def test_a_call_outliving_the_drain_time_is_left_open_and_settled_by_the_n
         campaign_id, _ = await add_campaign(conn, "drain-over", ONE_CALL, [[HOLD_10S]])
     finally:
         await conn.close()
-    first = start(stack, database_url, tmp_path / "first.log", DIALER_DIALING_DRAIN_S="1")
+    first = start_daemon(stack, database_url, tmp_path / "first.log", DIALER_DIALING_DRAIN_S="1")
     try:
         attempt_id = await wait_answered(database_url, campaign_id)
         stopped_at = time.monotonic()
@@ -126,7 +119,7 @@ async def test_a_call_outliving_the_drain_time_is_left_open_and_settled_by_the_n
     assert (left["state"], left["outcome"]) == ("answered", None)
     assert any(e["msg"].startswith("drain time over") for e in first.logs())
 
-    second = start(stack, database_url, tmp_path / "second.log")
+    second = start_daemon(stack, database_url, tmp_path / "second.log")
     try:
         async with asyncio.timeout(30):
             while (await attempts(database_url, campaign_id))[0]["state"] != "ended":

@@ -42,9 +42,10 @@ from dialer_server.webhooks import (
     sign,
 )
 
+from . import daemons
 from .campaigns import add_campaign, wait_campaign_state
 from .crm import Crm, Received, signature_ok
-from .daemons import DaemonProcess, daemon_env
+from .daemons import DaemonProcess
 
 SECRET = "whsec-test-0123456789"
 
@@ -626,12 +627,8 @@ async def test_delivered_events_are_deleted_after_the_retention_period(
 
 
 async def start_daemon(stack: Any, url: str, log: Path, **env: str) -> DaemonProcess:
-    daemon = DaemonProcess(daemon_env(stack, url, **env), log)
-    async with asyncio.timeout(30):
-        while (await asyncio.to_thread(daemon.ready))[0] != 200:
-            assert daemon.alive(), "the daemon exited, see its log"
-            await asyncio.sleep(0.1)
-    return daemon
+    # In a thread: the CRM receiver runs on this event loop and must keep answering.
+    return await asyncio.to_thread(daemons.start_daemon, stack, url, log, **env)
 
 
 async def count(url: str, sql: str, *args: Any) -> int:
