@@ -59,8 +59,6 @@ DB_RETRY_MAX_S = 5.0
 # A contact whose campaign has no usable strategy cannot be dialled.
 ENGINE_ERROR = Close("not_connected", "failed", "$error")
 COMPLETION_CHECK_S = 1.0
-# How long, beyond sms.timeout_s, a reply waits for its SMS to be recorded.
-SMS_RECORD_S = 5.0
 # A call that waited this long for the rate limit checks its campaign was not paused.
 PAUSE_RECHECK_S = 0.05
 
@@ -141,9 +139,6 @@ class Scheduler:
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         self._db_down_since: float | None = None
-        # SMS being sent and recorded, by number: a reply that comes back
-        # before its SMS is recorded as sent waits for it (else it matches nothing).
-        self._sms_sending: dict[str, list[asyncio.Event]] = {}
         ami.on_state_change(self._ami_state_changed)
         ami.subscribe(self._handle_event)
         # AMD verdicts and IVR keys reach each call's result before its Hangup.
@@ -517,19 +512,10 @@ class Scheduler:
     async def _send_sms(self, job: Job) -> None:
         # An SMS already claimed is sent even when stopping: it is bounded by
         # sms.timeout_s, and its attempt row is written.
-        recorded = asyncio.Event()
-        self._sms_sending.setdefault(job.number, []).append(recorded)
-        try:
-            result = await self.sms.send(job.number, job.text, attempt_id=job.attempt_id)
-            outcome = "sent" if result.sent else "failed"
-            self.metrics.sms_result(job.campaign_id, outcome)
-            await self._record_outcome(job.attempt_id, outcome, "sms", detail=result.detail)
-        finally:
-            recorded.set()
-            sending = self._sms_sending[job.number]
-            sending.remove(recorded)
-            if not sending:
-                del self._sms_sending[job.number]
+        result = await self.sms.send(job.number, job.text, attempt_id=job.attempt_id)
+        outcome = "sent" if result.sent else "failed"
+        self.metrics.sms_result(job.campaign_id, outcome)
+        await self._record_outcome(job.attempt_id, outcome, "sms", detail=result.detail)
 
     async def _unclaim(self, job: Job) -> None:
         """The Originate never left: forget the attempt, the contact is due again."""
@@ -698,11 +684,6 @@ class Scheduler:
         self._spawn(self._sms_reply(inbound.number, inbound.text, inbound.received_at), None, None)
 
     async def _sms_reply(self, number: str, text: str, received_at: datetime) -> None:
-        # A far end may answer within milliseconds, before our SMS to it is
-        # recorded as sent: wait for that (bounded) so the reply finds its contact.
-        for recorded in list(self._sms_sending.get(number, ())):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(recorded.wait(), self.config.sms.timeout_s + SMS_RECORD_S)
         contact_id = await self._with_db(
             lambda conn: results.sms_reply(conn, number, text, received_at)
         )

@@ -199,12 +199,21 @@ SELECT id, campaign_id, contact_id, channel, state, created_at
 FROM attempts WHERE instance_id = $1 AND state <> 'ended';
 
 -- name: match_sms_reply
--- The contact a reply belongs to: the latest SMS we sent to that number whose
--- contact still waits for an answer.
+-- The contact a reply belongs to: the latest SMS to that number whose contact
+-- still waits for an answer, or is still being sent. A far end can answer
+-- within milliseconds, before the send is recorded, and the daemon that gets
+-- the reply need not be the one sending: the database is what they share.
+-- (A reply to an SMS still in flight closes the contact; the SMS's own result
+-- then leaves it as it is.) Both rows are locked: when the send's result is
+-- committed while this waits, PostgreSQL re-checks the condition on the new
+-- versions of *both* (locking only the contact would re-check a new contact
+-- against the old attempt, which matches neither branch).
 SELECT c.id FROM attempts a JOIN contacts c ON c.id = a.contact_id
-WHERE a.channel = 'sms' AND a.number = $1 AND a.outcome = 'sent' AND c.state = 'sms_sent'
+WHERE a.channel = 'sms' AND a.number = $1
+  AND ((a.outcome = 'sent' AND c.state = 'sms_sent')
+       OR (a.state <> 'ended' AND c.closed_at IS NULL))
 ORDER BY a.created_at DESC LIMIT 1
-FOR UPDATE OF c;
+FOR UPDATE OF a, c;
 
 -- name: mark_sms_responded
 UPDATE contacts SET state = 'sms_responded', closed_at = coalesce(closed_at, now()),
