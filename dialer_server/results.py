@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from . import answered_calls, store
+from . import answered_calls, dispositions, store
 from .db import query
 from .originate import CallResult
 from .strategy import (
@@ -162,6 +162,11 @@ async def _advance(
         # Another attempt of this contact is still open: its result decides.
         return recorded
     strategy = await strategy_for.get(conn, attempt["campaign_id"])
+    # An agent set the call's disposition while it was up: it decides, not the
+    # strategy's rule for answered.
+    disposed = await dispositions.apply_pending(conn, attempt_id, dict(contact), strategy, now)
+    if disposed is not None:
+        return dataclasses.replace(recorded, decision=disposed)
     if strategy is None:
         decision: Decision = Close("not_connected", "failed", "$error")
     else:

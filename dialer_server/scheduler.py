@@ -15,9 +15,9 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -99,6 +99,8 @@ class Job:
     phone_slot: int
     ring_timeout_s: int
     text: str = ""
+    # A personal callback: dialled to this agent (queue member name).
+    agent: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +110,14 @@ class OpenAttempt:
     contact_id: int
     channel: str
     state: str
+
+
+class Roster(Protocol):
+    """Who can take a call now (the agent runtime)."""
+
+    def free_agents(self) -> Sequence[str]:
+        """The member names of the agents free for a call."""
+        ...
 
 
 class Scheduler:
@@ -139,6 +149,8 @@ class Scheduler:
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         self._db_down_since: float | None = None
+        # None: no agent is ever free, so personal callbacks wait.
+        self._roster: Roster | None = None
         ami.on_state_change(self._ami_state_changed)
         ami.subscribe(self._handle_event)
         # AMD verdicts and IVR keys reach each call's result before its Hangup.
@@ -278,9 +290,13 @@ class Scheduler:
             limit = min(limit, max_calls - open_calls)
             if limit <= 0:
                 return jobs
-            rows = await conn.fetch(query("claim_due_contacts"), slot.id, limit, now)
+            free = list(self._roster.free_agents()) if self._roster is not None else []
+            rows = await conn.fetch(query("claim_due_contacts"), slot.id, limit, now, free)
             if not rows:
                 return jobs
+            rows, later = one_call_per_agent(rows)
+            for contact in later:
+                await conn.execute(query("unclaim_contact"), contact["id"], contact["due_at"])
             strategy = await self.strategies.get(conn, slot.id)
             for contact in rows:
                 job = await self._prepare(conn, slot, strategy, contact, now, closed)
@@ -371,7 +387,18 @@ class Scheduler:
         if channel == "sms":
             template = (step_def.text if step_def and step_def.text else None) or strategy.sms_text
             text = render_text(template or "", _params(contact))
-        return Job(attempt_id, slot.id, contact_id, channel, number, step, slot_no, ring, text)
+        return Job(
+            attempt_id,
+            slot.id,
+            contact_id,
+            channel,
+            number,
+            step,
+            slot_no,
+            ring,
+            text,
+            contact["callback_agent"] if channel == "call" else None,
+        )
 
     # --- one attempt ------------------------------------------------------------------
     def _spawn(
@@ -460,12 +487,7 @@ class Scheduler:
             extension=self.config.dialing.extension,
             ring_timeout_s=job.ring_timeout_s,
             caller_id=slot.caller_id or self.config.dialing.caller_id,
-            variables={
-                "DIALER_ATTEMPT_ID": job.attempt_id,
-                "DIALER_CAMPAIGN_ID": str(job.campaign_id),
-                "DIALER_CONTACT_ID": str(job.contact_id),
-                **dialplan.variables,
-            },
+            variables=call_variables(job, dialplan),
             max_call_s=self.config.dialing.max_call_s,
             result_margin_s=self.config.dialing.result_margin_s,
         )
@@ -742,6 +764,37 @@ class Scheduler:
                 extra={"action": "database"},
             )
             self._db_down_since = None
+
+
+def one_call_per_agent(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(claimed contacts to dial, those put back): an agent gets one personal
+    callback per claim, the first due; the others wait for the next claim."""
+    keep: list[Any] = []
+    later: list[Any] = []
+    agents: set[str] = set()
+    for row in rows:
+        agent = row["callback_agent"]
+        if agent is None or agent not in agents:
+            keep.append(row)
+            if agent is not None:
+                agents.add(agent)
+        else:
+            later.append(row)
+    return keep, later
+
+
+def call_variables(job: Job, dialplan: Dialplan) -> dict[str, str]:
+    """The channel variables of a call's Originate."""
+    variables = {
+        "DIALER_ATTEMPT_ID": job.attempt_id,
+        "DIALER_CAMPAIGN_ID": str(job.campaign_id),
+        "DIALER_CONTACT_ID": str(job.contact_id),
+        **dialplan.variables,
+    }
+    if job.agent is not None:
+        # A personal callback: the dialplan connects it to its owner only.
+        variables["DIALER_AGENT"] = f"PJSIP/{job.agent}"
+    return variables
 
 
 def campaign_window(raw: Any, campaign_zone: str) -> CallingWindow:

@@ -774,6 +774,31 @@ def next_action(
     return _advance(strategy, phones, history, last.step + 1, base, now)
 
 
+def redial(
+    strategy: Strategy,
+    phones: Sequence[str | None],
+    history: Sequence[PastAttempt],
+    step: int,
+    at: datetime,
+    now: datetime,
+) -> Decision:
+    """Dial step ``step`` again at ``at`` (an agent's "call again"), within the caps.
+
+    Unlike a retry rule, step ``step``'s max_tries does not stop it: the person
+    asked for it. The caps do: per_contact reached closes the contact
+    retries_completed; a number at its per_phone cap moves on to the next usable
+    step; per_day pushes the time back. Never due before ``now``.
+    """
+    if not 0 <= step < len(strategy.steps):
+        raise ValueError(f"step {step} is not a step of strategy {strategy.name}")
+    if len(history) >= strategy.caps.per_contact:
+        return close_for("retries_completed")
+    decision = _schedule(strategy, phones, history, step, at, now)
+    if decision is not None:
+        return decision
+    return _advance(strategy, phones, history, step + 1, at, now)
+
+
 def _advance(
     strategy: Strategy,
     phones: Sequence[str | None],

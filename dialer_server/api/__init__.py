@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..config import Config, parse_api_tokens
-from . import campaigns, contacts, dnc, strategies
+from . import campaigns, contacts, dispositions, dnc, strategies
 from .auth import auth_middleware
 from .common import CONTEXT, ApiContext, Operation
 from .errors import error_middleware
@@ -29,6 +29,7 @@ OPERATIONS: list[Operation] = [
     *strategies.OPERATIONS,
     *contacts.OPERATIONS,
     *dnc.OPERATIONS,
+    *dispositions.OPERATIONS,
 ]
 
 

@@ -99,14 +99,16 @@ def build_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "title": "dialer-server API",
             "version": __version__,
             "description": "Control an outbound campaign dialer for Asterisk: campaigns, "
-            "call strategies, contacts, do-not-call lists and results. Every error is "
+            "call strategies, contacts, do-not-call lists, status dictionaries, agents' "
+            "dispositions and results. Every error is "
             '`{"error": {"code", "message", "details"}}`. Tokens with scope `read` may '
             "only GET.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "tags": [
-            {"name": name} for name in ("campaigns", "strategies", "contacts", "dnc", "probes")
+            {"name": name}
+            for name in ("campaigns", "strategies", "contacts", "dnc", "dispositions", "probes")
         ],
         "paths": paths,
         "components": {

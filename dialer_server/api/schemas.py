@@ -12,6 +12,9 @@ from typing import Any
 
 from ..campaigns import ACTIONS, AGENT_MODES, MODES, SETTINGS, SOUND_PATTERN, STATES
 from ..contacts import CONTACT_STATES, PARAM_FIELDS, PHONE_FIELDS, STATUSES
+from ..dispositions import ACTIONS as DISPOSITION_ACTIONS
+from ..dispositions import AGENT_PATTERN as DISPOSITION_AGENT
+from ..strategy import MAX_DELAY_S
 
 Schema = dict[str, Any]
 
@@ -36,6 +39,10 @@ def obj(properties: Mapping[str, Schema], required: Sequence[str] = (), **extra:
     if required:
         schema["required"] = list(required)
     return schema
+
+
+def ref_schema(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 TEXT = {"type": "string"}
@@ -228,6 +235,81 @@ DNC_ADD = obj(
     required=["numbers"],
 )
 
+_DISPOSITION_NAME = {"type": "string", "pattern": STRATEGY_NAME}
+_DICTIONARY_FIELDS: dict[str, Schema] = {
+    "name": {
+        **_DISPOSITION_NAME,
+        "description": "Unique in its dictionary: what agents send as status",
+    },
+    "label": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+    "description": nullable({"type": "string", "maxLength": 1000}),
+    "action": {
+        "type": "string",
+        "enum": list(DISPOSITION_ACTIONS),
+        "description": "What the system does with the contact (see the README)",
+    },
+    "status_detail": nullable(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "description": "success, declined, failed: the contact's status_detail "
+            "(null: the name)",
+        }
+    ),
+    "delay_s": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_DELAY_S,
+        "description": "call_again: how long until the contact is due again",
+    },
+    "active": {"type": "boolean", "description": "Inactive: can no longer be set"},
+    "hidden": {"type": "boolean", "description": "Not offered to agents; still accepted"},
+    "auto_add": {
+        "type": "boolean",
+        "description": "Global entries: copied into every campaign created from now on",
+    },
+}
+DICTIONARY_CREATE = obj(_DICTIONARY_FIELDS, required=["name", "action"])
+CAMPAIGN_DICTIONARY_CREATE = obj(
+    {
+        **{k: v for k, v in _DICTIONARY_FIELDS.items() if k != "auto_add"},
+        "from_global": {
+            **_DISPOSITION_NAME,
+            "description": "Copy this global entry; the other fields given override it",
+        },
+    },
+    anyOf=[{"required": ["name", "action"]}, {"required": ["from_global"]}],
+)
+DICTIONARY_UPDATE = obj(_DICTIONARY_FIELDS, minProperties=1)
+CAMPAIGN_DICTIONARY_UPDATE = obj(
+    {k: v for k, v in _DICTIONARY_FIELDS.items() if k != "auto_add"}, minProperties=1
+)
+DISPOSITION_SET = obj(
+    {
+        "status": {
+            **_DISPOSITION_NAME,
+            "description": "The name of an active entry of the campaign's dictionary",
+        },
+        "agent": nullable(
+            {
+                "type": "string",
+                "pattern": DISPOSITION_AGENT,
+                "description": "The agent's queue member name (required for personal_callback)",
+            }
+        ),
+        "callback_at": nullable(
+            {
+                **DATETIME,
+                "description": "RFC 3339 with an offset, in the future: required for "
+                "personal_callback and follow_up_auto, refused otherwise",
+            }
+        ),
+        "note": nullable({"type": "string", "maxLength": 2000}),
+    },
+    required=["status"],
+)
+
 
 # --- responses ------------------------------------------------------------------------
 
@@ -327,6 +409,7 @@ CONTACT_FIELDS = (
     "next_step",
     "next_channel",
     "next_phone_slot",
+    "callback_agent",
     "closed_at",
     "created_at",
     "updated_at",
@@ -347,6 +430,9 @@ CONTACT = obj(
         "next_step": nullable(INT),
         "next_channel": nullable({"type": "string", "enum": ["call", "sms"]}),
         "next_phone_slot": nullable(INT),
+        "callback_agent": nullable(
+            {"type": "string", "description": "A personal callback's owner ($follow_up_personal)"}
+        ),
         "closed_at": nullable(DATETIME),
         "created_at": DATETIME,
         "updated_at": DATETIME,
@@ -369,6 +455,7 @@ ATTEMPT_FIELDS = (
     "hangup_cause",
     "hangup_cause_text",
     "detail",
+    "disposition",
 )
 ATTEMPT = obj(
     {
@@ -386,6 +473,9 @@ ATTEMPT = obj(
         "hangup_cause": nullable(INT),
         "hangup_cause_text": nullable(TEXT),
         "detail": nullable(TEXT),
+        "disposition": nullable(
+            {"type": "string", "description": "The status an agent set for the call"}
+        ),
     },
     required=ATTEMPT_FIELDS,
 )
@@ -432,6 +522,68 @@ DNC_ADDED = obj(
 )
 DNC_REMOVED = obj({"number": TEXT, "removed": {"type": "boolean"}}, required=["number", "removed"])
 
+DICTIONARY_ENTRY_FIELDS = (
+    "id",
+    "campaign_id",
+    "name",
+    "label",
+    "description",
+    "action",
+    "status_detail",
+    "delay_s",
+    "active",
+    "hidden",
+    "auto_add",
+    "created_at",
+    "updated_at",
+)
+DICTIONARY_ENTRY = obj(
+    {
+        **_DICTIONARY_FIELDS,
+        "id": ID,
+        "campaign_id": nullable(ID),
+        "label": TEXT,
+        "created_at": DATETIME,
+        "updated_at": DATETIME,
+    },
+    required=DICTIONARY_ENTRY_FIELDS,
+)
+DISPOSITION_FIELDS = (
+    "attempt_id",
+    "campaign_id",
+    "contact_id",
+    "name",
+    "label",
+    "action",
+    "agent",
+    "callback_at",
+    "note",
+    "created_at",
+    "applied_at",
+)
+DISPOSITION = obj(
+    {
+        "attempt_id": {"type": "string", "format": "uuid"},
+        "campaign_id": ID,
+        "contact_id": ID,
+        "name": TEXT,
+        "label": TEXT,
+        "action": {"type": "string", "enum": list(DISPOSITION_ACTIONS)},
+        "agent": nullable(TEXT),
+        "callback_at": nullable(DATETIME),
+        "note": nullable(TEXT),
+        "created_at": DATETIME,
+        "applied_at": nullable(
+            {**DATETIME, "description": "null while the call is still up: applied when it ends"}
+        ),
+    },
+    required=DISPOSITION_FIELDS,
+)
+DISPOSITION_SET_RESULT = obj(
+    {"disposition": ref_schema("Disposition"), "contact": ref_schema("Contact")},
+    required=["disposition", "contact"],
+)
+
 
 def page_of(name: str) -> Schema:
     return obj(
@@ -459,6 +611,12 @@ COMPONENTS: dict[str, Schema] = {
     "DncCheck": DNC_CHECK,
     "DncAdded": DNC_ADDED,
     "DncRemoved": DNC_REMOVED,
+    "DictionaryEntry": DICTIONARY_ENTRY,
+    "Dictionary": obj(
+        {"items": {"type": "array", "items": ref_schema("DictionaryEntry")}}, required=["items"]
+    ),
+    "Disposition": DISPOSITION,
+    "DispositionSet": DISPOSITION_SET_RESULT,
 }
 
 # --- OpenAPI fragments --------------------------------------------------------------------

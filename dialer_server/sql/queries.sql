@@ -57,9 +57,11 @@ RETURNING id;
 SELECT * FROM contacts WHERE id = $1;
 
 -- name: contact_attempts
-SELECT id, step, channel, phone_slot, number, state, outcome, created_at, sent_at, answered_at,
-       ended_at, hangup_cause, hangup_cause_text, detail
-FROM attempts WHERE contact_id = $1 ORDER BY created_at, id;
+SELECT a.id, a.step, a.channel, a.phone_slot, a.number, a.state, a.outcome, a.created_at,
+       a.sent_at, a.answered_at, a.ended_at, a.hangup_cause, a.hangup_cause_text, a.detail,
+       ad.name AS disposition
+FROM attempts a LEFT JOIN attempt_dispositions ad ON ad.attempt_id = a.id
+WHERE a.contact_id = $1 ORDER BY a.created_at, a.id;
 
 -- name: insert_strategy_version
 -- Stores a strategy version once; returns the stored definition either way so
@@ -112,9 +114,12 @@ RETURNING id;
 -- The one way work is leased: due contacts, oldest first, skipping rows another
 -- daemon holds. Unplanning them (next_attempt_at NULL) in the same statement
 -- means no other daemon can claim them again until their attempt has a result.
+-- A personal callback waits for its agent ($4: the agents free now): filtered
+-- before the LIMIT, so a callback whose agent stays busy never holds up others.
 WITH due AS (
-    SELECT id FROM contacts
+    SELECT id, next_attempt_at FROM contacts
     WHERE campaign_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $3
+      AND (callback_agent IS NULL OR callback_agent = ANY ($4::text[]))
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -122,7 +127,12 @@ WITH due AS (
 UPDATE contacts c
 SET next_attempt_at = NULL, updated_at = now()
 FROM due WHERE c.id = due.id
-RETURNING c.*;
+RETURNING c.*, due.next_attempt_at AS due_at;
+
+-- name: unclaim_contact
+-- A claimed contact put back as it was (its agent already got a callback this claim).
+UPDATE contacts SET next_attempt_at = $2, updated_at = now()
+WHERE id = $1 AND closed_at IS NULL;
 
 -- name: plan_contact
 UPDATE contacts
@@ -137,16 +147,18 @@ SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL, next_cha
 WHERE id = $1;
 
 -- name: close_contact
+-- A closed contact has no callback owner: nothing is dialled to anyone.
 UPDATE contacts
 SET state = $2, status = $3, status_detail = $4, next_attempt_at = NULL, next_step = NULL,
-    next_channel = NULL, next_phone_slot = NULL, closed_at = now(), updated_at = now()
+    next_channel = NULL, next_phone_slot = NULL, callback_agent = NULL, closed_at = now(),
+    updated_at = now()
 WHERE id = $1 AND closed_at IS NULL;
 
 -- name: lock_contact
 SELECT * FROM contacts WHERE id = $1 FOR UPDATE;
 
 -- name: contact_history
-SELECT step, channel, phone_slot, number, outcome, created_at
+SELECT id, step, channel, phone_slot, number, outcome, created_at
 FROM attempts WHERE contact_id = $1 AND state = 'ended' ORDER BY created_at, id;
 
 -- name: contact_has_open_attempt
@@ -217,7 +229,7 @@ FOR UPDATE OF a, c;
 
 -- name: mark_sms_responded
 UPDATE contacts SET state = 'sms_responded', closed_at = coalesce(closed_at, now()),
-                    updated_at = now()
+                    callback_agent = NULL, updated_at = now()
 WHERE id = $1;
 
 -- name: insert_sms_inbound

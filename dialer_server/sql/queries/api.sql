@@ -106,7 +106,7 @@ RETURNING *;
 UPDATE contacts
 SET state = 'cancelled', status = 'failed', status_detail = '$cancelled',
     next_attempt_at = NULL, next_step = NULL, next_channel = NULL, next_phone_slot = NULL,
-    closed_at = now(), updated_at = now()
+    callback_agent = NULL, closed_at = now(), updated_at = now()
 WHERE id = $1
 RETURNING *;
 
@@ -116,7 +116,7 @@ RETURNING *;
 UPDATE contacts
 SET state = 'pending', status = 'open', status_detail = '$none', closed_at = NULL,
     next_attempt_at = $2, next_step = $3, next_channel = $4, next_phone_slot = $5,
-    updated_at = now()
+    callback_agent = NULL, updated_at = now()
 WHERE id = $1
 RETURNING *;
 
