@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -100,3 +101,63 @@ async def test_pause_while_calls_run_starts_no_call_until_resume_and_the_campaig
     assert all(a["created_at"] > resumed_at for a in attempts[2:])
     assert [a["outcome"] for a in attempts] == ["answered"] * 4
     assert sorted(a["number"] for a in attempts) == sorted(r["phone1"] for r in rows)
+
+
+async def test_an_agent_s_callback_set_during_a_real_call_replans_the_contact_when_it_ends(
+    config: Config, database_url: str
+) -> None:
+    config = api_config(engine_config(config))
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with running_daemon(config) as daemon, aiohttp.ClientSession() as session:
+            api = Api(session, f"http://127.0.0.1:{daemon.http_port}", WRITE_TOKEN)
+            await api.new_strategy(ONE_CALL)
+            campaign = await api.new_campaign(
+                "callback", strategy="one-call", calling_window=ALWAYS
+            )
+            base = f"/api/v1/campaigns/{campaign['id']}"
+            # The far end answers numbers ending in 205 and holds the call 5 s.
+            await api.upload(campaign["id"], [{"external_id": "c", "phone1": "+12025559205"}])
+            await api.ok("POST", f"{base}/start")
+
+            async def answered() -> bool:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT count(*) = 1 FROM attempts WHERE state = 'answered'"
+                    )
+                )
+
+            await _wait("the call to be answered", 30, answered, conn)
+            attempt_id = str(await conn.fetchval("SELECT id FROM attempts"))
+            at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            reply = await api.ok(
+                "POST",
+                f"/api/v1/attempts/{attempt_id}/disposition",
+                {"status": "call_back", "agent": "agent01", "callback_at": at},
+                status=201,
+            )
+            # The call is still up: the disposition waits for its end.
+            assert reply["disposition"]["applied_at"] is None
+            assert reply["contact"]["state"] == "sent_to_dialer"
+
+            async def applied() -> bool:
+                disposition = await api.ok("GET", f"/api/v1/attempts/{attempt_id}/disposition")
+                return disposition["applied_at"] is not None
+
+            await _wait("the call to end", 20, applied, conn)
+            (contact,) = (await api.ok("GET", f"{base}/contacts"))["items"]
+            assert (contact["state"], contact["status"], contact["status_detail"]) == (
+                "pending",
+                "open",
+                "$follow_up_personal",
+            )
+            assert contact["callback_agent"] == "agent01"
+            assert datetime.fromisoformat(contact["next_attempt_at"]) == datetime.fromisoformat(at)
+            attempt = await conn.fetchrow("SELECT outcome, state FROM attempts")
+            assert dict(attempt) == {"outcome": "answered", "state": "ended"}
+            # Open, so the campaign runs on (no agent is free: nothing is dialled).
+            await asyncio.sleep(1.5)
+            assert (await api.ok("GET", base))["state"] == "running"
+            assert await conn.fetchval("SELECT count(*) FROM attempts") == 1
+    finally:
+        await conn.close()
