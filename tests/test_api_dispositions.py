@@ -549,3 +549,15 @@ async def test_dispositions_are_webhook_events_and_a_new_final_status_is_sent_ag
     reopened = sent[4]
     assert parse(reopened["contact"]["next_attempt_at"]) == parse(at)
     assert parse(reopened["disposition"]["callback_at"]) == parse(at)
+
+
+async def test_a_campaign_with_dispositions_can_be_deleted(api: Api, pool: Any) -> None:
+    campaign_id, (contact_id,) = await campaign_with_contacts(api, "gone", 1)
+    attempt_id = await answered_call(pool, contact_id)
+    path = f"/api/v1/attempts/{attempt_id}/disposition"
+    await api.ok("POST", path, {"status": "interested"}, status=201)
+    await api.ok("DELETE", f"/api/v1/campaigns/{campaign_id}", status=204)
+    assert (await api.get(path)).status == 404
+    assert (await api.get(f"/api/v1/campaigns/{campaign_id}/dispositions")).status == 404
+    # The global dictionary is not the campaign's.
+    assert (await api.get("/api/v1/dispositions/interested")).status == 200
