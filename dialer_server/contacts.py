@@ -189,6 +189,7 @@ async def reschedule(
     too: a contact that used up ``caps.per_contact`` gets one more attempt.
     """
     contact = await _lock(conn, contact_id)
+    await store.hold_campaign_open(conn, contact["campaign_id"])
     if await conn.fetchval(query("contact_has_open_attempt"), contact_id):
         raise Conflict(
             "an attempt of this contact is in progress: reschedule it once it has ended",

@@ -329,6 +329,7 @@ async def apply_pending(
             decision.status_detail,
         )
     else:
+        await store.hold_campaign_open(conn, contact["campaign_id"])
         await conn.execute(
             query("disposition_reopen_contact"),
             contact["id"],

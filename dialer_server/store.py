@@ -153,7 +153,17 @@ async def running_campaigns(conn: Any) -> list[dict[str, Any]]:
 
 
 async def complete_campaign_if_done(conn: Any, campaign_id: int) -> bool:
-    return await conn.fetchval(query("complete_campaign_if_done"), campaign_id) is not None
+    # Two statements: one statement's snapshot predates the lock it waits for, and
+    # would miss a contact reopened by the transaction it waited on.
+    async with conn.transaction():
+        if await conn.fetchval(query("lock_campaign_to_complete"), campaign_id) is None:
+            return False
+        return await conn.fetchval(query("complete_campaign_if_done"), campaign_id) is not None
+
+
+async def hold_campaign_open(conn: Any, campaign_id: int) -> None:
+    """Keep the campaign from completing until this transaction ends (see queries.sql)."""
+    await conn.execute(query("hold_campaign_open"), campaign_id)
 
 
 # --- contacts ------------------------------------------------------------------------

@@ -102,8 +102,21 @@ SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_
        ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
+-- name: lock_campaign_to_complete
+-- Completion first waits for every transaction holding the campaign open
+-- (hold_campaign_open, or a contact INSERT's foreign-key lock), so the check
+-- that follows, a new statement with a new snapshot, sees what they committed.
+SELECT id FROM campaigns WHERE id = $1 AND state = 'running' FOR UPDATE;
+
+-- name: hold_campaign_open
+-- Taken by whatever reopens a contact, before it does: until it commits the
+-- campaign cannot complete with that contact still open. KEY SHARE does not
+-- conflict with the scheduler's FOR NO KEY UPDATE line-count lock.
+SELECT state FROM campaigns WHERE id = $1 FOR KEY SHARE;
+
 -- name: complete_campaign_if_done
 -- A running campaign is done when every contact is closed and no attempt is open.
+-- Run after lock_campaign_to_complete, in its transaction.
 UPDATE campaigns c SET state = 'completed', updated_at = now()
 WHERE c.id = $1 AND c.state = 'running'
   AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND closed_at IS NULL)
