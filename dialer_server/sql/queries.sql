@@ -221,7 +221,13 @@ UPDATE contacts SET state = 'sms_responded', closed_at = coalesce(closed_at, now
 WHERE id = $1;
 
 -- name: insert_sms_inbound
-INSERT INTO sms_inbound (number, body, received_at, contact_id) VALUES ($1, $2, $3, $4);
+-- Nothing (no id) when another daemon stored the same message already ($4).
+INSERT INTO sms_inbound (number, body, received_at, message_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT (message_id) DO NOTHING
+RETURNING id;
+
+-- name: link_sms_inbound
+UPDATE sms_inbound SET contact_id = $2 WHERE id = $1;
 
 -- name: delete_unsent_attempt
 -- An attempt whose Originate provably never left (AMI was down): it did not happen.

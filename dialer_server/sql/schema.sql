@@ -166,7 +166,10 @@ CREATE TABLE sms_inbound (
     number      varchar(28) NOT NULL,
     body        text NOT NULL,
     received_at timestamptz NOT NULL,
-    contact_id  bigint REFERENCES contacts (id) ON DELETE SET NULL
+    contact_id  bigint REFERENCES contacts (id) ON DELETE SET NULL,
+    -- The SIP MESSAGE's Call-ID and CSeq: each daemon sees the same event, one
+    -- stores it (migration 0008).
+    message_id  text UNIQUE
 );
 
 -- Webhooks to the CRM: triggers write each event into the outbox in the same
