@@ -351,10 +351,14 @@ async def test_an_attempt_result_carries_the_amd_verdict_and_the_ivr_keys(pool: 
             )
             assert await results.record_call(conn, result, lookup) is not None
             attempt_ids.append(attempt_id)
+        recorded = await events(conn)
         by_attempt = {
-            e["attempt"]["id"]: e["attempt"]
-            for e in await events(conn)
-            if e["type"] == "attempt.result"
+            e["attempt"]["id"]: e["attempt"] for e in recorded if e["type"] == "attempt.result"
+        }
+        last_attempts = {
+            e["contact"]["last_attempt"]["id"]: e["contact"]["last_attempt"]
+            for e in recorded
+            if e["type"] == "contact.final_state"
         }
         stored = [
             await conn.fetchrow(
@@ -366,6 +370,9 @@ async def test_an_attempt_result_carries_the_amd_verdict_and_the_ivr_keys(pool: 
     sent = [by_attempt[a] for a in attempt_ids]
     assert [(a["outcome"], a["amd_status"], a["ivr_digits"]) for a in sent] == expected
     assert [tuple(row) for row in stored] == expected
+    # The contact's final state names the same in its last attempt.
+    closing = [last_attempts[a] for a in attempt_ids]
+    assert [(a["outcome"], a["amd_status"], a["ivr_digits"]) for a in closing] == expected
 
 
 async def test_one_reply_seen_by_two_daemons_is_stored_and_reported_once(pool: Any) -> None:

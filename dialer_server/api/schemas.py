@@ -369,6 +369,8 @@ ATTEMPT_FIELDS = (
     "hangup_cause",
     "hangup_cause_text",
     "detail",
+    "amd_status",
+    "ivr_digits",
 )
 ATTEMPT = obj(
     {
@@ -386,6 +388,10 @@ ATTEMPT = obj(
         "hangup_cause": nullable(INT),
         "hangup_cause_text": nullable(TEXT),
         "detail": nullable(TEXT),
+        # What the dialplan reported: AMD's verdict (MACHINE, HUMAN, NOTSURE; null
+        # without AMD) and the keys pressed in the IVR ("" for none; null: no IVR).
+        "amd_status": nullable(TEXT),
+        "ivr_digits": nullable(TEXT),
     },
     required=ATTEMPT_FIELDS,
 )

@@ -58,7 +58,7 @@ SELECT * FROM contacts WHERE id = $1;
 
 -- name: contact_attempts
 SELECT id, step, channel, phone_slot, number, state, outcome, created_at, sent_at, answered_at,
-       ended_at, hangup_cause, hangup_cause_text, detail
+       ended_at, hangup_cause, hangup_cause_text, detail, amd_status, ivr_digits
 FROM attempts WHERE contact_id = $1 ORDER BY created_at, id;
 
 -- name: insert_strategy_version

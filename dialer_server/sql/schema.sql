@@ -263,7 +263,8 @@ BEGIN
     SELECT jsonb_build_object(
                'id', a.id, 'channel', a.channel, 'phone_slot', a.phone_slot,
                'number', a.number, 'outcome', a.outcome, 'ended_at', webhook_time(a.ended_at),
-               'hangup_cause', a.hangup_cause)
+               'hangup_cause', a.hangup_cause, 'amd_status', a.amd_status,
+               'ivr_digits', a.ivr_digits)
     INTO v_last
     FROM attempts a WHERE a.contact_id = NEW.id AND a.state = 'ended'
     ORDER BY a.ended_at DESC, a.created_at DESC LIMIT 1;
