@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from phonenumbers import PhoneNumber, PhoneNumberType
+from phonenumbers import PhoneNumber, PhoneNumberType, phonenumberutil
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS
 
 from dialer_server.contact_rows import RowChecker
-from dialer_server.phones import is_valid_number
+from dialer_server.phones import (
+    _REFERENCE_NORMALIZE,
+    is_valid_number,
+    normalize_digits_only,
+    use_fast_digit_normalisation,
+)
 
 CALLING_CODES = sorted(COUNTRY_CODE_TO_REGION_CODE)
 TYPES = [t for t in vars(PhoneNumberType).values() if isinstance(t, int)]
@@ -96,11 +102,16 @@ def test_any_country_code_and_digits(code: int, national: int, leading_zeros: in
 
 
 def _reference(raw: str, region: str) -> str | None:
-    """What an import must store for ``raw``: phonenumbers' parse, validity, E.164."""
+    """What an import must store for ``raw``: phonenumbers' parse, validity, E.164, all
+    phonenumbers' own (its own digit normalisation too, whatever an import installed)."""
+    fast = phonenumberutil.normalize_digits_only
+    phonenumberutil.normalize_digits_only = _REFERENCE_NORMALIZE
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         return None
+    finally:
+        phonenumberutil.normalize_digits_only = fast
     if not phonenumbers.is_valid_number(number) or number.extension:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -183,3 +194,30 @@ def test_tricky_inputs_are_stored_as_phonenumbers_reads_them() -> None:
 )
 def test_generated_inputs_are_stored_as_phonenumbers_reads_them(raw: str, region: str) -> None:
     _check_like_an_import([raw], region)
+
+
+# --- digit normalisation ----------------------------------------------------------------------
+
+
+def test_digit_normalisation_maps_every_code_point_as_phonenumbers_does() -> None:
+    # Both map each character on its own and join the results in order, so the same
+    # answer for every single character is the same answer for every string.
+    for keep in (False, True):
+        mismatches = [
+            code
+            for code in range(sys.maxunicode + 1)
+            if normalize_digits_only(chr(code), keep) != _REFERENCE_NORMALIZE(chr(code), keep)
+        ]
+        assert mismatches == [], [hex(c) for c in mismatches[:10]]
+
+
+@settings(max_examples=500)
+@given(text=st.text(max_size=40), keep=st.booleans())
+def test_digit_normalisation_of_strings(text: str, keep: bool) -> None:
+    assert normalize_digits_only(text, keep) == _REFERENCE_NORMALIZE(text, keep)
+
+
+def test_an_import_uses_the_fast_normalisation_once_checked() -> None:
+    RowChecker("US")
+    assert phonenumberutil.normalize_digits_only is normalize_digits_only
+    assert use_fast_digit_normalisation()
