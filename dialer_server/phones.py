@@ -1,9 +1,10 @@
-"""Phone number validity, as ``phonenumbers.is_valid_number`` decides it, in less time.
+"""Phone numbers as phonenumbers reads them, with the same results in less time.
 
 ``phonenumbers.is_valid_number`` first finds the number's region by classifying the
 number against each region of its country code in turn (fixed line, mobile, toll free...
 about ten regular expressions), then classifies it again for the region found, and only
-asks whether the type is known. Half of an import's CPU went there. :func:`is_valid_number`
+asks whether the type is known: 14 us of the 38 us phonenumbers spends on a US number (a
+quarter of an import's validation). :func:`is_valid_number`
 answers the same question from the same metadata: a number's type is known exactly when
 it matches the general pattern and at least one type's pattern of the right length, so it
 tests that once per region, with the patterns of each length joined into one expression
