@@ -187,11 +187,36 @@ def describe(decision: Decision | None) -> str:
     return f"{kind} step {decision.step} phone {decision.phone_slot} at {decision.at.isoformat()}"
 
 
-async def sms_reply(conn: Any, number: str, body: str, received_at: datetime) -> int | None:
-    """Store an inbound SMS; the contact waiting for it becomes sms_responded."""
+@dataclasses.dataclass(frozen=True)
+class SmsReply:
+    """What :func:`sms_reply` did: ``stored`` is False when the message was stored
+    already (another daemon got the same event); ``contact_id`` is the contact that
+    was waiting for it, if any."""
+
+    stored: bool
+    contact_id: int | None
+
+
+async def sms_reply(
+    conn: Any, number: str, body: str, received_at: datetime, message_id: str | None = None
+) -> SmsReply:
+    """Store an inbound SMS; the contact waiting for it becomes sms_responded.
+
+    ``message_id`` identifies the message (the SIP MESSAGE's Call-ID and CSeq): a
+    message already stored under it is left alone, contact included. Without one
+    (None) the reply is always stored.
+    """
     async with conn.transaction():
+        # Inserted first: a second daemon with the same message waits here for the
+        # first one's commit, then inserts nothing and stops.
+        inbound_id = await conn.fetchval(
+            query("insert_sms_inbound"), number, body, received_at, message_id or None
+        )
+        if inbound_id is None:
+            return SmsReply(stored=False, contact_id=None)
         contact_id = await conn.fetchval(query("match_sms_reply"), number)
-        if contact_id is not None:
-            await conn.execute(query("mark_sms_responded"), contact_id)
-        await conn.execute(query("insert_sms_inbound"), number, body, received_at, contact_id)
-    return int(contact_id) if contact_id is not None else None
+        if contact_id is None:
+            return SmsReply(stored=True, contact_id=None)
+        await conn.execute(query("mark_sms_responded"), contact_id)
+        await conn.execute(query("link_sms_inbound"), inbound_id, contact_id)
+    return SmsReply(stored=True, contact_id=int(contact_id))

@@ -40,7 +40,7 @@ from .metrics import Metrics
 from .originate import CallRequest, CallResult, CallTracker
 from .outcomes import Outcome
 from .pacing import RateLimiter, capacity
-from .sms import SmsProvider, inbound_from_event, render_text
+from .sms import InboundSms, SmsProvider, inbound_from_event, render_text
 from .strategy import Close, Decision, Dial, SendSms, Strategy, close_for, first_action
 
 logger = logging.getLogger(__name__)
@@ -703,16 +703,31 @@ class Scheduler:
         inbound = inbound_from_event(event)
         if inbound is None:
             return
-        self._spawn(self._sms_reply(inbound.number, inbound.text, inbound.received_at), None, None)
+        self._spawn(self._sms_reply(inbound), None, None)
 
-    async def _sms_reply(self, number: str, text: str, received_at: datetime) -> None:
-        contact_id = await self._with_db(
-            lambda conn: results.sms_reply(conn, number, text, received_at)
+    async def _sms_reply(self, inbound: InboundSms) -> None:
+        reply = await self._with_db(
+            lambda conn: results.sms_reply(
+                conn, inbound.number, inbound.text, inbound.received_at, inbound.message_id
+            )
         )
-        self.metrics.sms_reply(matched=contact_id is not None)
+        if reply is None:
+            return  # stopping
+        if not reply.stored:
+            # Every daemon gets the event; the one that stored it counts it.
+            logger.info(
+                "SMS reply already stored by another daemon",
+                extra={
+                    "action": "sms_in_duplicate",
+                    "number": inbound.number,
+                    "message_id": inbound.message_id,
+                },
+            )
+            return
+        self.metrics.sms_reply(matched=reply.contact_id is not None)
         logger.info(
             "SMS reply received",
-            extra={"action": "sms_in", "contact_id": contact_id, "number": number},
+            extra={"action": "sms_in", "contact_id": reply.contact_id, "number": inbound.number},
         )
 
     # --- database helpers ---------------------------------------------------------------

@@ -288,12 +288,15 @@ def unknown_placeholders(template: str) -> list[str]:
 @dataclasses.dataclass(frozen=True)
 class InboundSms:
     """A reply from a contact. ``number`` is the sender as received, not normalised
-    (digits with an optional leading +); ``to`` is our number it was sent to, when known."""
+    (digits with an optional leading +); ``to`` is our number it was sent to, when known;
+    ``message_id`` identifies the message (a SIP MESSAGE's Call-ID and CSeq), when known:
+    every daemon sees the same event, and the database keeps one reply per id."""
 
     number: str
     text: str
     received_at: datetime
     to: str = ""
+    message_id: str = ""
 
 
 def inbound_from_event(
@@ -332,6 +335,7 @@ def inbound_from_event(
         text=raw.decode("utf-8", errors="replace"),
         received_at=now or datetime.now(UTC),
         to=_number_from_uri(headers.get("to", "")) or "",
+        message_id=headers.get("messageid", "").strip(),
     )
 
 

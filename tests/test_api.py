@@ -895,7 +895,7 @@ async def test_a_contact_attempts_are_listed_oldest_first(
     conn = await asyncpg.connect(database_url)
     try:
         ids = []
-        for outcome in ("busy", None):
+        for outcome in ("answered", None):
             attempt_id = await store.insert_attempt(
                 conn,
                 campaign_id=campaign["id"],
@@ -906,7 +906,7 @@ async def test_a_contact_attempts_are_listed_oldest_first(
             if outcome:
                 await conn.execute(
                     "UPDATE attempts SET state = 'ended', outcome = $2, ended_at = now(), "
-                    "hangup_cause = 17 WHERE id = $1",
+                    "hangup_cause = 16, amd_status = 'HUMAN', ivr_digits = '' WHERE id = $1",
                     attempt_id,
                     outcome,
                 )
@@ -915,8 +915,12 @@ async def test_a_contact_attempts_are_listed_oldest_first(
         await conn.close()
     attempts = await api.ok("GET", f"/api/v1/contacts/{contact['id']}/attempts")
     assert [a["id"] for a in attempts["items"]] == ids
-    assert attempts["items"][0]["outcome"] == "busy" and attempts["items"][0]["hangup_cause"] == 17
-    assert attempts["items"][1]["state"] == "created" and attempts["items"][1]["outcome"] is None
+    first, second = attempts["items"]
+    assert (first["outcome"], first["hangup_cause"]) == ("answered", 16)
+    # What the dialplan reported: AMD's verdict, and no key pressed in the IVR ("").
+    assert (first["amd_status"], first["ivr_digits"]) == ("HUMAN", "")
+    assert second["state"] == "created" and second["outcome"] is None
+    assert second["amd_status"] is None and second["ivr_digits"] is None
     assert (await api.get("/api/v1/contacts/999999/attempts")).status == 404
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from .campaigns import (
     running_daemon,
     wait_campaign_state,
 )
+from .daemons import ROOT, DaemonProcess, http_get, start_daemon
 
 pytestmark = pytest.mark.stack
 
@@ -203,6 +205,63 @@ async def test_sms_through_asterisk_and_the_reply_marks_the_contact_responded(
     assert reports[1]["attempts"] == reports[2]["attempts"] == []
     assert [(r["number"], r["contact_id"]) for r in inbound] == [("+15550100777", ids[0])]
     assert inbound[0]["body"] == "Re: Reply to this message, p0."
+
+
+async def test_two_daemons_store_an_sms_reply_once_and_mark_the_contact_once(
+    stack: Any, database_url: str, tmp_path: Path
+) -> None:
+    # Both daemons get the reply's DialerSmsIn UserEvent; its MessageId (the SIP
+    # MESSAGE's Call-ID and CSeq) makes the second insert nothing.
+    sms = {
+        "DIALER_SMS_PROVIDER": "ami",
+        "DIALER_SMS_ENDPOINT": "carrier",
+        "DIALER_SMS_FROM_URI": "15550001111",
+        "DIALER_DIALING_STRATEGIES_DIR": str(ROOT / "strategies"),
+    }
+    conn = await asyncpg.connect(database_url)
+    daemons: list[DaemonProcess] = []
+    try:
+        campaign_id, (contact_id,) = await add_campaign(
+            conn, "sms", SMS_ONLY, [["+15550100777"]], start=False
+        )
+        for name in ("first", "second"):
+            daemons.append(start_daemon(stack, database_url, tmp_path / f"{name}.log", **sms))
+        # Both ready (AMI connected) before the SMS goes out: both get the reply.
+        await store.set_campaign_state(conn, campaign_id, "running")
+        async with asyncio.timeout(30):
+            while not all(
+                any(e.get("action") in ("sms_in", "sms_in_duplicate") for e in d.logs())
+                for d in daemons
+            ):
+                assert all(d.alive() for d in daemons)
+                await asyncio.sleep(0.1)
+        inbound = await conn.fetch("SELECT number, contact_id, message_id FROM sms_inbound")
+        contact = await store.get_contact(conn, contact_id)
+        counted = [replies_counted(d) for d in daemons]
+    finally:
+        for daemon in daemons:
+            daemon.close()
+        await conn.close()
+    actions = sorted(
+        e["action"] for d in daemons for e in d.logs() if e.get("action", "").startswith("sms_in")
+    )
+    assert actions == ["sms_in", "sms_in_duplicate"]
+    assert [(r["number"], r["contact_id"]) for r in inbound] == [("+15550100777", contact_id)]
+    assert inbound[0]["message_id"].endswith("/1 MESSAGE")
+    assert contact is not None and contact["state"] == "sms_responded"
+    # One reply in the metrics of the two daemons together, matched to the contact.
+    assert sorted(counted) == [(0.0, 0.0), (1.0, 0.0)]
+
+
+def replies_counted(daemon: DaemonProcess) -> tuple[float, float]:
+    """dialer_sms_replies_total of a daemon: (matched, unmatched); absent counts 0."""
+    _, body = http_get(daemon.url("/metrics"))
+    values = {"true": 0.0, "false": 0.0}
+    for line in body.splitlines():
+        for matched in values:
+            if line.startswith(f'dialer_sms_replies_total{{matched="{matched}"}} '):
+                values[matched] = float(line.split()[1])
+    return values["true"], values["false"]
 
 
 async def test_outside_the_calling_window_a_contact_waits_and_is_not_dialled(

@@ -330,6 +330,15 @@ def test_inbound_event_gives_sender_text_and_our_number() -> None:
     )
 
 
+def test_inbound_event_carries_the_sip_message_id() -> None:
+    event = dialer_sms_in("sip:+12025550143@h", b"yes", MessageId=" a84b4c76e66710@pc33/1 MESSAGE")
+    inbound = inbound_from_event(event, now=NOW)
+    assert inbound is not None and inbound.message_id == "a84b4c76e66710@pc33/1 MESSAGE"
+    # An older dialplan sends none: the reply is still read, without an id.
+    inbound = inbound_from_event(dialer_sms_in("sip:+12025550143@h", b"yes"), now=NOW)
+    assert inbound is not None and inbound.message_id == ""
+
+
 def test_inbound_event_from_panoramisk_is_read_case_insensitively() -> None:
     event = dialer_sms_in("sip:15550100777@h", b"yes")
     message = Message({key.lower(): value for key, value in event.items()})
@@ -496,3 +505,5 @@ async def test_inbound_sip_message_from_the_carrier_becomes_dialer_sms_in(ami: A
     assert inbound.number == "+12025550143"
     assert inbound.to == "+15550009999"
     assert inbound.text == body.decode()
+    # [dialer-sms-in] passes the request's Call-ID and CSeq: what makes it one message.
+    assert inbound.message_id == f"{call_id}/1 MESSAGE"

@@ -351,10 +351,14 @@ async def test_an_attempt_result_carries_the_amd_verdict_and_the_ivr_keys(pool: 
             )
             assert await results.record_call(conn, result, lookup) is not None
             attempt_ids.append(attempt_id)
+        recorded = await events(conn)
         by_attempt = {
-            e["attempt"]["id"]: e["attempt"]
-            for e in await events(conn)
-            if e["type"] == "attempt.result"
+            e["attempt"]["id"]: e["attempt"] for e in recorded if e["type"] == "attempt.result"
+        }
+        last_attempts = {
+            e["contact"]["last_attempt"]["id"]: e["contact"]["last_attempt"]
+            for e in recorded
+            if e["type"] == "contact.final_state"
         }
         stored = [
             await conn.fetchrow(
@@ -366,6 +370,44 @@ async def test_an_attempt_result_carries_the_amd_verdict_and_the_ivr_keys(pool: 
     sent = [by_attempt[a] for a in attempt_ids]
     assert [(a["outcome"], a["amd_status"], a["ivr_digits"]) for a in sent] == expected
     assert [tuple(row) for row in stored] == expected
+    # The contact's final state names the same in its last attempt.
+    closing = [last_attempts[a] for a in attempt_ids]
+    assert [(a["outcome"], a["amd_status"], a["ivr_digits"]) for a in closing] == expected
+
+
+async def test_one_reply_seen_by_two_daemons_is_stored_and_reported_once(pool: Any) -> None:
+    # Each daemon gets the same DialerSmsIn: two receivers at once, one message id.
+    await record_events(pool, hooks())
+    async with pool.acquire() as conn:
+        campaign_id, (contact_id,) = await add_campaign(
+            conn, "sms", SMS_THEN_WAIT, [["12025550777"]]
+        )
+        attempt_id = await dial(conn, campaign_id, contact_id, channel="sms")
+        await results.record_outcome(conn, attempt_id, "sent", results.StrategyLookup())
+    at = datetime.now(UTC)
+
+    async def receive() -> results.SmsReply:
+        async with pool.acquire() as conn:
+            return await results.sms_reply(conn, "12025550777", "yes", at, "c1@carrier/7 MESSAGE")
+
+    replies = await asyncio.gather(receive(), receive())
+    async with pool.acquire() as conn:
+        # A reply without an id cannot be told from another: always stored.
+        plain = await results.sms_reply(conn, "12025550777", "again", at)
+        stored = await conn.fetch(
+            "SELECT body, contact_id, message_id FROM sms_inbound ORDER BY id"
+        )
+        recorded = [e for e in await events(conn) if e["type"] == "contact.final_state"]
+    assert sorted(replies, key=lambda r: r.stored) == [
+        results.SmsReply(stored=False, contact_id=None),
+        results.SmsReply(stored=True, contact_id=contact_id),
+    ]
+    assert plain == results.SmsReply(stored=True, contact_id=None)
+    assert [tuple(r) for r in stored] == [
+        ("yes", contact_id, "c1@carrier/7 MESSAGE"),
+        ("again", None, None),
+    ]
+    assert [e["contact"]["state"] for e in recorded] == ["sms_sent", "sms_responded"]
 
 
 async def test_an_sms_reply_after_sms_sent_is_a_second_final_state_event(pool: Any) -> None:
@@ -376,7 +418,8 @@ async def test_an_sms_reply_after_sms_sent_is_a_second_final_state_event(pool: A
         )
         attempt_id = await dial(conn, campaign_id, contact_id, channel="sms")
         await results.record_outcome(conn, attempt_id, "sent", results.StrategyLookup())
-        assert await results.sms_reply(conn, "12025550777", "yes", datetime.now(UTC)) == contact_id
+        reply = await results.sms_reply(conn, "12025550777", "yes", datetime.now(UTC))
+        assert reply == results.SmsReply(stored=True, contact_id=contact_id)
         recorded = [e for e in await events(conn) if e["type"] == "contact.final_state"]
     assert [(e["contact"]["previous_state"], e["contact"]["state"]) for e in recorded] == [
         ("sent_to_dialer", "sms_sent"),

@@ -455,6 +455,8 @@ ATTEMPT_FIELDS = (
     "hangup_cause",
     "hangup_cause_text",
     "detail",
+    "amd_status",
+    "ivr_digits",
     "disposition",
 )
 ATTEMPT = obj(
@@ -473,6 +475,10 @@ ATTEMPT = obj(
         "hangup_cause": nullable(INT),
         "hangup_cause_text": nullable(TEXT),
         "detail": nullable(TEXT),
+        # What the dialplan reported: AMD's verdict (MACHINE, HUMAN, NOTSURE; null
+        # without AMD) and the keys pressed in the IVR ("" for none; null: no IVR).
+        "amd_status": nullable(TEXT),
+        "ivr_digits": nullable(TEXT),
         "disposition": nullable(
             {"type": "string", "description": "The status an agent set for the call"}
         ),

@@ -59,7 +59,7 @@ SELECT * FROM contacts WHERE id = $1;
 -- name: contact_attempts
 SELECT a.id, a.step, a.channel, a.phone_slot, a.number, a.state, a.outcome, a.created_at,
        a.sent_at, a.answered_at, a.ended_at, a.hangup_cause, a.hangup_cause_text, a.detail,
-       ad.name AS disposition
+       a.amd_status, a.ivr_digits, ad.name AS disposition
 FROM attempts a LEFT JOIN attempt_dispositions ad ON ad.attempt_id = a.id
 WHERE a.contact_id = $1 ORDER BY a.created_at, a.id;
 
@@ -246,7 +246,13 @@ UPDATE contacts SET state = 'sms_responded', closed_at = coalesce(closed_at, now
 WHERE id = $1;
 
 -- name: insert_sms_inbound
-INSERT INTO sms_inbound (number, body, received_at, contact_id) VALUES ($1, $2, $3, $4);
+-- Nothing (no id) when another daemon stored the same message already ($4).
+INSERT INTO sms_inbound (number, body, received_at, message_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT (message_id) DO NOTHING
+RETURNING id;
+
+-- name: link_sms_inbound
+UPDATE sms_inbound SET contact_id = $2 WHERE id = $1;
 
 -- name: delete_unsent_attempt
 -- An attempt whose Originate provably never left (AMI was down): it did not happen.

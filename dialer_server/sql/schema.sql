@@ -169,7 +169,10 @@ CREATE TABLE sms_inbound (
     number      varchar(28) NOT NULL,
     body        text NOT NULL,
     received_at timestamptz NOT NULL,
-    contact_id  bigint REFERENCES contacts (id) ON DELETE SET NULL
+    contact_id  bigint REFERENCES contacts (id) ON DELETE SET NULL,
+    -- The SIP MESSAGE's Call-ID and CSeq: each daemon sees the same event, one
+    -- stores it (migration 0008).
+    message_id  text UNIQUE
 );
 
 -- Webhooks to the CRM: triggers write each event into the outbox in the same
@@ -264,7 +267,8 @@ BEGIN
     SELECT jsonb_build_object(
                'id', a.id, 'channel', a.channel, 'phone_slot', a.phone_slot,
                'number', a.number, 'outcome', a.outcome, 'ended_at', webhook_time(a.ended_at),
-               'hangup_cause', a.hangup_cause)
+               'hangup_cause', a.hangup_cause, 'amd_status', a.amd_status,
+               'ivr_digits', a.ivr_digits)
     INTO v_last
     FROM attempts a WHERE a.contact_id = NEW.id AND a.state = 'ended'
     ORDER BY a.ended_at DESC, a.created_at DESC LIMIT 1;
