@@ -28,6 +28,7 @@ import phonenumbers
 
 from . import store
 from .agent_pacing import Mode
+from .answered_calls import DEFAULT_QUEUE
 from .calling_window import CallingWindowError, parse_window, window_to_dict
 from .db import query
 from .errors import Conflict, InvalidInput, NotFound
@@ -63,6 +64,28 @@ _REFUSALS = {
     ("resume", "completed"): "campaign is completed: start it (it needs open contacts)",
 }
 
+# The settings of the agent modes (migration 0009), with their defaults.
+AGENT_DEFAULTS: Mapping[str, Any] = {
+    "queue": DEFAULT_QUEUE,
+    "dial_ratio": Decimal("1.5"),
+    "abandon_cap": Decimal("0.03"),
+    "abandon_target": Decimal("0.02"),
+    "max_dial_ratio": Decimal("3"),
+    "abandon_message": None,
+    "agent_wait_s": Decimal("2"),
+}
+AGENT_SETTINGS = tuple(AGENT_DEFAULTS)
+# Numeric agent settings: (lowest, highest, decimals the column keeps).
+_AGENT_NUMBERS: Mapping[str, tuple[float, float, int]] = {
+    "dial_ratio": (1.0, 5.0, 2),
+    "abandon_cap": (0.0001, 0.5, 4),
+    "abandon_target": (0.0001, 0.5, 4),
+    "max_dial_ratio": (1.0, 5.0, 2),
+    "agent_wait_s": (1.0, 60.0, 1),
+}
+# A queue name goes into the dialplan (Queue(${DIALER_QUEUE})): a plain name only.
+_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
+
 # Settings the API may change, with the column order of update_campaign_settings.
 SETTINGS = (
     "name",
@@ -78,11 +101,11 @@ SETTINGS = (
     "ivr_playback",
     "machine_message",
     "webhook_attempts",
+    *AGENT_SETTINGS,
 )
 DEFAULT_STRATEGY = "default"
 # What happens once someone answers (answered_calls.py). The agent modes hand
-# calls to agents, which do not exist yet: a campaign in one of them could not
-# dial, so the API refuses them.
+# answered calls to the members of an Asterisk queue (the campaign's ``queue``).
 AGENT_MODES = tuple(mode.value for mode in Mode)
 MODES = ("automated", "ivr", *AGENT_MODES)
 # Asterisk sound names become dialplan arguments: the CHECK constraint of
@@ -178,6 +201,7 @@ async def create(conn: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
         conn, settings.get("strategy") or DEFAULT_STRATEGY, settings.get("strategy_version")
     )
     values = _checked_settings(settings)
+    _check_abandon_target({**AGENT_DEFAULTS, **values})
     campaign_id = await store.create_campaign(
         conn,
         name,
@@ -194,6 +218,7 @@ async def create(conn: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
         ivr_playback=values.get("ivr_playback"),
         machine_message=values.get("machine_message"),
         webhook_attempts=values.get("webhook_attempts", False),
+        **{key: values.get(key, default) for key, default in AGENT_DEFAULTS.items()},
     )
     logger.info(
         "campaign created",
@@ -211,6 +236,7 @@ async def update(conn: Any, campaign_id: int, changes: Mapping[str, Any]) -> dic
     current = await _lock(conn, campaign_id)
     values = {key: current[key] for key in SETTINGS}
     values.update(_checked_settings(changes))
+    _check_abandon_target(values)
     if "name" in changes:
         values["name"] = _check_name(changes["name"])
         if await conn.fetchval(query("campaign_name_taken"), values["name"], campaign_id):
@@ -367,23 +393,46 @@ def _checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(settings[flag], bool):
                 raise InvalidInput(f"{flag} must be true or false", details=[_field(flag)])
             out[flag] = settings[flag]
-    for sound in ("ivr_playback", "machine_message"):
+    for sound in ("ivr_playback", "machine_message", "abandon_message"):
         if sound in settings:
             out[sound] = check_sound(settings[sound], sound)
+    if "queue" in settings:
+        queue = settings["queue"]
+        if not isinstance(queue, str) or not _QUEUE.fullmatch(queue):
+            raise InvalidInput(
+                "queue must be an Asterisk queue name (A-Z a-z 0-9 _ . -, at most 80)",
+                details=[_field("queue")],
+            )
+        out["queue"] = queue
+    for key, (low, high, decimals) in _AGENT_NUMBERS.items():
+        if key in settings:
+            out[key] = _check_number(settings[key], key, low, high, decimals)
     return out
 
 
-def check_mode(value: Any) -> str:
-    """A mode a campaign can dial in now; InvalidInput for the agent modes."""
-    if value in AGENT_MODES:
-        message = "agent modes are not available yet"
+def _check_number(value: Any, field: str, low: float, high: float, decimals: int) -> Decimal:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+        message = f"must be a number from {low:g} to {high:g}"
+        raise InvalidInput(f"{field} {message}", details=[_field(field, message)])
+    # Rounded as the numeric column stores it: what is read back is what was kept.
+    return round(Decimal(str(value)), decimals)
+
+
+def _check_abandon_target(values: Mapping[str, Any]) -> None:
+    """The predictive target must not be above the cap (checked on the merged settings)."""
+    if Decimal(values["abandon_target"]) > Decimal(values["abandon_cap"]):
+        message = "must not be above abandon_cap"
         raise InvalidInput(
-            f"mode: {message} ({', '.join(AGENT_MODES)} need agents): use automated or ivr",
-            details=[_field("mode", message)],
+            f"abandon_target ({values['abandon_target']}) {message} ({values['abandon_cap']})",
+            details=[_field("abandon_target", message)],
         )
+
+
+def check_mode(value: Any) -> str:
+    """One of MODES; InvalidInput otherwise."""
     if value not in MODES:
         raise InvalidInput(
-            f"mode must be automated or ivr, got {value!r}", details=[_field("mode")]
+            f"mode must be one of {', '.join(MODES)}, got {value!r}", details=[_field("mode")]
         )
     return str(value)
 

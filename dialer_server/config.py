@@ -62,6 +62,14 @@ class DialingConfig:
     # calls enter ivr_context instead.
     context: str = "dialer-answered"
     ivr_context: str = "dialer-ivr"
+    # Agent campaigns' (progressive, power, predictive) answered calls enter
+    # agent_context ([dialer-agents]: a queue of agents, a grace time, an
+    # abandon message).
+    agent_context: str = "dialer-agents"
+    # The queue's wrapuptime (queues.conf, 0 as shipped): an agent whose call
+    # just ended is not counted as free for this long, as Asterisk gives them
+    # no call then.
+    agent_wrapup_s: float = 0.0
     extension: str = "s"
     caller_id: str = ""
     # Regulations in several countries require at least 15 s of ringing.
@@ -327,6 +335,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("config key http.port must be a TCP port (0-65535)")
     if config.dialing.tick_s <= 0 or config.dialing.reconcile_interval_s <= 0:
         raise ConfigError("config keys dialing.tick_s/reconcile_interval_s must be > 0")
+    if config.dialing.agent_wrapup_s < 0:
+        raise ConfigError("config key dialing.agent_wrapup_s must be >= 0")
     if config.dialing.drain_s < 0:
         raise ConfigError("config key dialing.drain_s must be >= 0")
     if config.dialing.ring_timeout_s < 15:

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from . import db, store
+from .agents import AgentRoster
 from .ami import AmiClient
 from .config import Config
 from .drop_folder import DropFolder
@@ -57,6 +58,8 @@ class Daemon:
         self.ami.observe_actions(self.metrics)
         self.tracker = CallTracker()
         self.ami.subscribe(self.tracker.handle_event)
+        # Who of the queues' agents is free: agent campaigns pace by it.
+        self.roster = AgentRoster(self.ami, wrapup_s=config.dialing.agent_wrapup_s)
         self.pool: Any = None
         self.http_port: int | None = None
         self.instance = Instance(config.database.url, config.database.connect_timeout_s)
@@ -88,11 +91,14 @@ class Daemon:
                 config=self.config,
                 instance=self.instance,
                 metrics=self.metrics,
+                roster=self.roster,
             )
             tasks = [
                 asyncio.create_task(self.ami.run(self.shutdown_event), name="ami"),
                 asyncio.create_task(self.instance.hold(self.shutdown_event), name="instance"),
                 asyncio.create_task(self.scheduler.run(self.stop_event), name="scheduler"),
+                # Follows the queues while calls drain: their agents' calls end then too.
+                asyncio.create_task(self.roster.run(self.shutdown_event), name="agents"),
                 asyncio.create_task(
                     StatsRefresher(self.pool, self.metrics, self.config.dialing.trunk).run(
                         self.shutdown_event

@@ -163,6 +163,28 @@ class Metrics:
             ["campaign"],
             registry=r,
         )
+        self.pacing_ratio = Gauge(
+            "dialer_pacing_ratio",
+            "Agent modes: calls placed per free agent right now (progressive 1, power its "
+            "dial_ratio, predictive the adaptive ratio), by campaign id; set by the daemon "
+            "pacing the campaign",
+            ["campaign"],
+            registry=r,
+        )
+        self.abandon_rate = Gauge(
+            "dialer_abandon_rate",
+            "Agent modes: abandoned / answered calls of the campaign over the rolling window "
+            "(24h, 30d), as predictive pacing last read them from the database",
+            ["campaign", "window"],
+            registry=r,
+        )
+        self.agents = Gauge(
+            "dialer_agents",
+            "Members of the agent queues by state (free, ringing, busy, wrapup, paused, "
+            "unavailable), from AMI queue events",
+            ["queue", "state"],
+            registry=r,
+        )
         self.sms = Counter(
             "dialer_sms",
             "SMS handed to the provider, by campaign id and result (sent, failed)",
@@ -308,6 +330,19 @@ class Metrics:
     def call_abandoned(self, campaign_id: int) -> None:
         """An answered call no agent took (for agent modes)."""
         self._child(self.calls_abandoned, campaign_id).inc()
+
+    def set_pacing(
+        self, campaign_id: int, ratio: float, day_abandon_rate: float, month_abandon_rate: float
+    ) -> None:
+        """An agent-mode campaign's pacing ratio and abandon rates (24 h, 30 days)."""
+        self._child(self.pacing_ratio, campaign_id).set(ratio)
+        self._child(self.abandon_rate, campaign_id, "24h").set(day_abandon_rate)
+        self._child(self.abandon_rate, campaign_id, "30d").set(month_abandon_rate)
+
+    def set_agents(self, queue: str, by_state: dict[str, int]) -> None:
+        """A queue's members counted by state."""
+        for state, count in by_state.items():
+            self.agents.labels(queue=queue, state=state).set(count)
 
     def attempt_closed(self, campaign_id: int, channel: str, outcome: str) -> None:
         self._child(self.attempt_outcomes, campaign_id, channel, outcome).inc()

@@ -54,6 +54,14 @@ class CallResult:
     # What our dialplan reported (answered_calls.py): AMD's verdict, IVR keys.
     amd_status: str | None = None
     ivr_digits: str | None = None
+    # Agent modes (DialerAgent / DialerAbandon): who took the call and when, or
+    # that it was abandoned (None: no report, not an agent-mode call) and why;
+    # how long the caller waited.
+    agent: str | None = None
+    agent_connected_at: datetime | None = None
+    abandoned: bool | None = None
+    abandon_reason: str | None = None
+    agent_wait_s: float | None = None
 
 
 @dataclasses.dataclass
@@ -66,6 +74,11 @@ class _Call:
     answered_at: datetime | None = None
     amd_status: str | None = None
     ivr_digits: str | None = None
+    agent: str | None = None
+    agent_connected_at: datetime | None = None
+    abandoned: bool | None = None
+    abandon_reason: str | None = None
+    agent_wait_s: float | None = None
 
 
 class CallTracker:
@@ -109,6 +122,49 @@ class CallTracker:
         call.amd_status = amd_status or call.amd_status
         call.ivr_digits = call.ivr_digits if ivr_digits is None else ivr_digits
         return True
+
+    def note_agent(
+        self,
+        attempt_id: str,
+        *,
+        agent: str | None = None,
+        abandon_reason: str | None = None,
+        waited_s: float | None = None,
+    ) -> bool:
+        """Keep an agent-mode call's fate: taken by ``agent``, or abandoned.
+
+        The first report stands (the dialplan sends one; a second would be a
+        bug there). An abandoned answered call's outcome is ``abandoned``.
+        False if the call is not one we follow.
+        """
+        call = self._calls.get(attempt_id)
+        if call is None:
+            return False
+        if call.abandoned is not None:
+            return True
+        call.agent_wait_s = waited_s
+        if agent is not None:
+            call.agent = agent
+            call.agent_connected_at = datetime.now(UTC)
+            call.abandoned = False
+        else:
+            call.abandoned = True
+            call.abandon_reason = abandon_reason
+        return True
+
+    def agent_settled(self, attempt_id: str) -> bool:
+        """Whether an agent-mode call we follow is settled: taken, abandoned, or hung up.
+
+        False for a call not (yet) followed: until its Originate goes out it is
+        a call that may still need an agent.
+        """
+        call = self._calls.get(attempt_id)
+        return call is not None and (call.abandoned is not None or call.hangup.is_set())
+
+    def agent_fate(self, attempt_id: str) -> tuple[bool, str | None]:
+        """(settled, agent) of an agent-mode call: ``agent_settled``, and who took it."""
+        call = self._calls.get(attempt_id)
+        return self.agent_settled(attempt_id), call.agent if call is not None else None
 
     def watch(self, attempt_id: str) -> None:
         """Start collecting a call's events before we know whether it still exists.
@@ -169,6 +225,11 @@ class CallTracker:
             ended_at=call.ended_at or datetime.now(UTC),
             amd_status=call.amd_status,
             ivr_digits=call.ivr_digits,
+            agent=call.agent,
+            agent_connected_at=call.agent_connected_at,
+            abandoned=call.abandoned,
+            abandon_reason=call.abandon_reason,
+            agent_wait_s=call.agent_wait_s,
         )
 
     async def place_call(
@@ -285,6 +346,11 @@ class CallTracker:
             ended_at=call.ended_at or datetime.now(UTC),
             amd_status=call.amd_status,
             ivr_digits=call.ivr_digits,
+            agent=call.agent,
+            agent_connected_at=call.agent_connected_at,
+            abandoned=call.abandoned,
+            abandon_reason=call.abandon_reason,
+            agent_wait_s=call.agent_wait_s,
         )
 
 
@@ -293,6 +359,9 @@ def _outcome(call: _Call, response: str | None, reason: int | None) -> Outcome:
     # Answered, by a machine (AMD in our dialplan): the strategy's "machine" rule.
     if outcome is Outcome.ANSWERED and call.amd_status == "MACHINE":
         return Outcome.MACHINE
+    # Answered by a person no agent took in time: the strategy's "abandoned" rule.
+    if outcome is Outcome.ANSWERED and call.abandoned:
+        return Outcome.ABANDONED
     return outcome
 
 

@@ -21,6 +21,9 @@ class Outcome(StrEnum):
     FAILED = "failed"
     # Set by answering-machine detection (AMD in our dialplan), never by causes.
     MACHINE = "machine"
+    # Agent modes: answered by a person, who reached no agent within the grace
+    # time or hung up first (our dialplan's DialerAbandon). Never by causes.
+    ABANDONED = "abandoned"
     # Sent, but no result arrived in time: never redialled automatically.
     DANGLING = "dangling"
 

@@ -5,6 +5,14 @@ written in one transaction *before* the Originate goes out, so after any crash
 the database knows a call may exist. Nothing is ever re-sent on a reconnect:
 open attempts are reconciled with the channels Asterisk still has, and an
 attempt whose fate cannot be known closes as dangling, never redialled.
+
+Agent-mode campaigns (progressive, power, predictive) dial for the free agents
+of their queue (the roster, fed by AMI queue events): each tick, and whenever
+the roster changes, ``agent_pacing.calls_to_place`` says how many calls the free
+agents need beyond those already ringing for them, within the same line limit,
+rate limit, calling window, do-not-call and pause rules as every campaign. One
+daemon paces a queue's agents at a time (pacing_locks.py), and none does
+while the roster is not known (AMI down).
 """
 
 from __future__ import annotations
@@ -22,8 +30,22 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 
 from . import results, store
+from .agent_pacing import (
+    Mode,
+    PacingStats,
+    PredictiveSettings,
+    calls_to_place,
+    predictive_ratio,
+)
 from .ami import AmiClient, AmiState, Event
-from .answered_calls import AnsweredCalls, Dialplan, dialplan_for
+from .answered_calls import (
+    AGENT_MODES,
+    DEFAULT_QUEUE,
+    AnsweredCalls,
+    Dialplan,
+    callback_dialplan,
+    dialplan_for,
+)
 from .calling_window import (
     HORIZON_DAYS,
     CallingWindow,
@@ -40,6 +62,7 @@ from .metrics import Metrics
 from .originate import CallRequest, CallResult, CallTracker
 from .outcomes import Outcome
 from .pacing import RateLimiter, capacity
+from .pacing_locks import PacingLocks
 from .sms import InboundSms, SmsProvider, inbound_from_event, render_text
 from .strategy import Close, Decision, Dial, SendSms, Strategy, close_for, first_action
 
@@ -70,6 +93,50 @@ DEFAULT_WINDOW_HOURS = {
 }
 DEFAULT_WINDOW = parse_window(DEFAULT_WINDOW_HOURS)
 
+# A queue member's states as the roster reports them (agents.AgentState.status).
+AGENT_STATES = ("free", "ringing", "busy", "wrapup", "paused", "unavailable")
+# How often a predictive campaign's counts are read again from the database.
+PACING_REFRESH_S = 1.0
+# The latest call results the answer rate is measured over.
+ANSWER_RATE_CALLS = 200
+
+
+class AgentState(Protocol):
+    """One queue member as the roster knows it (agents.AgentState)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+class Roster(Protocol):
+    """Who is logged in to which queue and free, from AMI queue events (agents.py)."""
+
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def on_change(self) -> list[Callable[[], None]]: ...
+    def free_agents(self, queue: str) -> list[str]: ...
+    def members(self, queue: str) -> Sequence[AgentState]: ...
+    def queues(self) -> Sequence[str]: ...
+
+
+@dataclasses.dataclass
+class AgentPacing:
+    """An agent-mode campaign's pacing: its settings and what the loop last measured."""
+
+    mode: Mode
+    queue: str
+    dial_ratio: float
+    predictive: PredictiveSettings
+    grace_s: float = 2.0
+    # Calls of this campaign towards agents: from the claim until the call ends.
+    calls: set[str] = dataclasses.field(default_factory=set)
+    stats: PacingStats = dataclasses.field(default_factory=PacingStats)
+    stats_read_at: float = float("-inf")
+    ratio: float = 1.0
+
 
 @dataclasses.dataclass
 class CampaignSlot:
@@ -86,6 +153,8 @@ class CampaignSlot:
     window: CallingWindow = dataclasses.field(default_factory=lambda: DEFAULT_WINDOW)
     # Where answered calls go (the campaign's mode) and the variables for it.
     dialplan: Dialplan | None = None
+    # Agent modes only.
+    agents: AgentPacing | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,14 +181,6 @@ class OpenAttempt:
     state: str
 
 
-class Roster(Protocol):
-    """Who can take a call now (the agent runtime)."""
-
-    def free_agents(self) -> Sequence[str]:
-        """The member names of the agents free for a call."""
-        ...
-
-
 class Scheduler:
     def __init__(
         self,
@@ -131,6 +192,7 @@ class Scheduler:
         config: Config,
         instance: Instance,
         metrics: Metrics,
+        roster: Roster | None = None,
     ) -> None:
         self.pool = pool
         self.ami = ami
@@ -149,8 +211,15 @@ class Scheduler:
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         self._db_down_since: float | None = None
-        # None: no agent is ever free, so personal callbacks wait.
-        self._roster: Roster | None = None
+        # Agent modes: who is free, and the lock that makes this daemon their pacer.
+        self.roster = roster
+        self._pacing_locks = PacingLocks(config.database.url, config.database.connect_timeout_s)
+        # Set when agents free up: the loop ticks at once instead of at its cadence.
+        self._wake = asyncio.Event()
+        # Which campaign of a shared queue is paced first: changes every tick.
+        self._turn = 0
+        if roster is not None:
+            roster.on_change.append(self._wake.set)
         ami.on_state_change(self._ami_state_changed)
         ami.subscribe(self._handle_event)
         # AMD verdicts and IVR keys reach each call's result before its Hangup.
@@ -194,10 +263,25 @@ class Scheduler:
                 # A fixed cadence: a slow tick shortens the wait before the next
                 # one; a loop more than a tick behind starts afresh, no bursts.
                 due = (due if lag <= tick_s else now) + tick_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
+                await self._sleep(stop, max(0.0, due - time.monotonic()))
+                if self._wake.is_set():
+                    due = time.monotonic()  # an early tick: the cadence starts from it
+                self._wake.clear()
         finally:
             await self._drain()
+            await self._pacing_locks.close()
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        """Until the next tick, or until stopped, or until the roster says agents changed."""
+        waits = [
+            asyncio.create_task(stop.wait(), name="scheduler-stop"),
+            asyncio.create_task(self._wake.wait(), name="scheduler-wake"),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
 
     async def _drain(self) -> None:
         """On stop: no new call starts; calls in flight may finish and be recorded.
@@ -238,8 +322,9 @@ class Scheduler:
         async with self.pool.acquire() as conn:
             campaigns = await store.running_campaigns(conn)
         running = set()
-        for row in campaigns:
-            slot = self._slot(row)
+        slots = [self._slot(row) for row in campaigns]
+        for_agents = await self._agent_calls_wanted([s for s in slots if s.agents is not None])
+        for slot in slots:
             running.add(slot.id)
             wanted = capacity(
                 max_concurrent=slot.max_concurrent,
@@ -247,17 +332,124 @@ class Scheduler:
                 limiter=slot.limiter,
                 now=time.monotonic(),
             )
+            if slot.agents is not None:
+                wanted = min(wanted, for_agents.get(slot.id, 0))
             if wanted <= 0:
                 continue
             for job in await self._claim(slot, wanted):
+                if slot.agents is not None and job.channel == "call":
+                    slot.agents.calls.add(job.attempt_id)
                 self._spawn(self._run_job(slot, job), job.attempt_id, slot)
+        self._agent_gauges()
         for campaign_id in list(self._slots):
             if campaign_id not in running and self._slots[campaign_id].in_flight == 0:
                 del self._slots[campaign_id]
 
+    # --- agent modes -------------------------------------------------------------------
+    async def _agent_calls_wanted(self, slots: list[CampaignSlot]) -> dict[int, int]:
+        """Calls each agent-mode campaign should place now for its queue's free agents.
+
+        Campaigns sharing a queue share its agents: each sees the calls the
+        others have ringing and are about to place (the first of them in turn
+        changes every tick, so none starves the others).
+        """
+        queues: dict[str, list[CampaignSlot]] = {}
+        for slot in slots:
+            assert slot.agents is not None
+            queues.setdefault(slot.agents.queue, []).append(slot)
+        if self.roster is None or not self.roster.ready:
+            # Who is free is unknown (AMI down, roster not synced): no call.
+            await self._pacing_locks.keep_only(set())
+            return {}
+        await self._pacing_locks.keep_only(set(queues))
+        self._turn += 1
+        wanted: dict[int, int] = {}
+        for queue, group in queues.items():
+            if not await self._pacing_locks.hold(queue):
+                continue  # another daemon paces these agents
+            free_agents = self.roster.free_agents(queue)
+            free_set = set(free_agents)
+            free = len(free_agents)
+            states = [m.status for m in self.roster.members(queue)]
+            busy, wrapup = states.count("busy"), states.count("wrapup")
+            ringing = sum(self._ringing(s.agents, free_set) for s in group if s.agents)
+            first = self._turn % len(group)
+            for slot in group[first:] + group[:first]:
+                count = await self._pace(slot, free=free, wrapup=wrapup, busy=busy, ringing=ringing)
+                wanted[slot.id] = count
+                ringing += count
+        return wanted
+
+    async def _pace(
+        self, slot: CampaignSlot, *, free: int, wrapup: int, busy: int, ringing: int
+    ) -> int:
+        """Calls one campaign would place for ``free`` agents with ``ringing`` calls out.
+
+        Predictive dials for the agents in wrap-up too: they are free again
+        (a second or so) before a call placed now is answered.
+        """
+        pacing = slot.agents
+        assert pacing is not None
+        if pacing.mode is Mode.PREDICTIVE:
+            free += wrapup
+            now = time.monotonic()
+            if now - pacing.stats_read_at >= PACING_REFRESH_S:
+                pacing.stats = await self._pacing_stats(slot.id, pacing.grace_s)
+                pacing.stats_read_at = now
+            stats = dataclasses.replace(
+                pacing.stats, ringing=ringing, free_agents=free, busy_agents=busy
+            )
+            pacing.ratio = predictive_ratio(stats, pacing.predictive)
+        elif pacing.mode is Mode.POWER:
+            pacing.ratio = pacing.dial_ratio
+        else:
+            pacing.ratio = 1.0
+        self.metrics.set_pacing(
+            slot.id, pacing.ratio, pacing.stats.day_rate(), pacing.stats.month_rate()
+        )
+        return calls_to_place(pacing.mode, free_agents=free, ringing=ringing, ratio=pacing.ratio)
+
+    def _ringing(self, pacing: AgentPacing, free_agents: set[str]) -> int:
+        """Calls of the campaign that may still need an agent.
+
+        Dialling, ringing, answered and waiting in the queue; and connected to
+        an agent the roster still shows as free (its queue events lag behind
+        our dialplan's report), so that agent is not given a second call.
+        """
+        ringing = 0
+        for attempt_id in pacing.calls:
+            settled, agent = self.tracker.agent_fate(attempt_id)
+            if not settled or (agent is not None and agent in free_agents):
+                ringing += 1
+        return ringing
+
+    async def _pacing_stats(self, campaign_id: int, grace_s: float) -> PacingStats:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(query("agent_pacing_stats"), campaign_id, ANSWER_RATE_CALLS)
+        return PacingStats(
+            day_answered=row["day_answered"],
+            day_abandoned=row["day_abandoned"],
+            month_answered=row["month_answered"],
+            month_abandoned=row["month_abandoned"],
+            recent_calls=row["recent_calls"],
+            recent_answered=row["recent_answered"],
+            mean_talk_s=row["mean_talk_s"],
+            grace_s=grace_s,
+        )
+
+    def _agent_gauges(self) -> None:
+        if self.roster is None or not self.roster.ready:
+            return
+        for queue in self.roster.queues():
+            counts = dict.fromkeys(AGENT_STATES, 0)
+            for member in self.roster.members(queue):
+                state = member.status if member.status in counts else "unavailable"
+                counts[state] += 1
+            self.metrics.set_agents(queue, counts)
+
     def _slot(self, row: dict[str, Any]) -> CampaignSlot:
         cps = float(row["max_calls_per_second"])
-        slot = self._slots.get(row["id"])
+        slot = previous = self._slots.get(row["id"])
         if slot is None or slot.calls_per_second != cps:
             slot = CampaignSlot(
                 id=row["id"],
@@ -275,9 +467,42 @@ class Scheduler:
         slot.trunk, slot.caller_id = row["trunk"], row["caller_id"]
         slot.window = campaign_window(row["calling_window"], row["timezone"])
         slot.dialplan = dialplan_for(row, self.config.dialing)
+        # A new slot (the rate changed) keeps following the calls of the old one.
+        slot.agents = self._agent_pacing(row, previous.agents if previous else None)
         return slot
 
+    @staticmethod
+    def _agent_pacing(row: dict[str, Any], current: AgentPacing | None) -> AgentPacing | None:
+        if row.get("mode") not in AGENT_MODES:
+            return None
+        predictive = PredictiveSettings(
+            abandon_cap=float(row["abandon_cap"]),
+            abandon_target=float(row["abandon_target"]),
+            max_ratio=float(row["max_dial_ratio"]),
+        )
+        pacing = AgentPacing(
+            mode=Mode(row["mode"]),
+            queue=row["queue"],
+            dial_ratio=float(row["dial_ratio"]),
+            predictive=predictive,
+            grace_s=float(row["agent_wait_s"]),
+        )
+        if current is not None:
+            # The calls in flight and the measured counts outlive a settings change.
+            pacing.calls, pacing.stats = current.calls, current.stats
+            pacing.stats_read_at, pacing.ratio = current.stats_read_at, current.ratio
+        return pacing
+
     # --- claiming ----------------------------------------------------------------------
+    def _callback_agents(self, slot: CampaignSlot) -> list[str]:
+        """The agents a due personal callback of this campaign may be dialled to now:
+        the free members of its queue (agent modes) or of the default queue. Without
+        a roster in sync nobody is free, and personal callbacks wait."""
+        if self.roster is None or not self.roster.ready:
+            return []
+        queue = slot.agents.queue if slot.agents is not None else DEFAULT_QUEUE
+        return list(self.roster.free_agents(queue))
+
     async def _claim(self, slot: CampaignSlot, limit: int) -> list[Job]:
         now = datetime.now(UTC)
         jobs: list[Job] = []
@@ -290,7 +515,7 @@ class Scheduler:
             limit = min(limit, max_calls - open_calls)
             if limit <= 0:
                 return jobs
-            free = list(self._roster.free_agents()) if self._roster is not None else []
+            free = self._callback_agents(slot)
             rows = await conn.fetch(query("claim_due_contacts"), slot.id, limit, now, free)
             if not rows:
                 return jobs
@@ -417,6 +642,8 @@ class Scheduler:
                 if attempt_id is not None:
                     self._active.discard(attempt_id)
                 if slot is not None:
+                    if slot.agents is not None and attempt_id is not None:
+                        slot.agents.calls.discard(attempt_id)
                     slot.in_flight -= 1
                     self.metrics.set_in_flight(slot.id, slot.in_flight)
 
@@ -479,6 +706,8 @@ class Scheduler:
             await self._best_effort(lambda conn: store.mark_attempt_answered(conn, job.attempt_id))
 
         dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
+        if job.agent is not None:
+            dialplan = callback_dialplan(dialplan, self.config.dialing)
         request = CallRequest(
             attempt_id=job.attempt_id,
             number=job.number,
@@ -577,6 +806,8 @@ class Scheduler:
         if recorded is None:
             return
         self.metrics.attempt_closed(recorded.campaign_id, channel, recorded.outcome)
+        if recorded.outcome == Outcome.ABANDONED:
+            self.metrics.call_abandoned(recorded.campaign_id)
         if isinstance(recorded.decision, Close):
             self.metrics.contact_closed(recorded.campaign_id, recorded.decision.state)
         elif recorded.decision is not None:

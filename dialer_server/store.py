@@ -116,7 +116,16 @@ async def create_campaign(
     ivr_playback: str | None = None,
     machine_message: str | None = None,
     webhook_attempts: bool = False,
+    **agent: Any,
 ) -> int:
+    """A new campaign; ``agent``: agent-mode settings (campaigns.AGENT_DEFAULTS keys)."""
+    # campaigns imports this module: its defaults are looked up when called.
+    from .campaigns import AGENT_DEFAULTS
+
+    unknown = set(agent) - set(AGENT_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown campaign settings: {', '.join(sorted(unknown))}")
+    agent_values = {**AGENT_DEFAULTS, **agent}
     return int(
         await conn.fetchval(
             query("create_campaign"),
@@ -135,6 +144,7 @@ async def create_campaign(
             ivr_playback,
             machine_message,
             webhook_attempts,
+            *(agent_values[key] for key in AGENT_DEFAULTS),
         )
     )
 

@@ -251,6 +251,10 @@ class Close:
 Decision: TypeAlias = Dial | SendSms | Close
 
 
+# How soon an abandoned call (agent modes) is dialled again by default.
+ABANDONED_RETRY_S = 300
+
+
 def default_rules(channel: str, sms_close_state: str = "sms_sent") -> dict[str, Rule]:
     """The built-in rule for every outcome a step of ``channel`` can produce."""
     if channel == "sms":
@@ -266,6 +270,9 @@ def default_rules(channel: str, sms_close_state: str = "sms_sent") -> dict[str, 
         Outcome.INVALID_NUMBER.value: Rule(Action.NEXT),
         Outcome.FAILED.value: Rule(Action.NEXT),
         Outcome.MACHINE.value: Rule(Action.RETRY, delay_s=3600),
+        # A predictive drop: the person answered and we had nobody for them.
+        # Call back soon, while they still remember the call.
+        Outcome.ABANDONED.value: Rule(Action.RETRY, delay_s=ABANDONED_RETRY_S),
         Outcome.DANGLING.value: Rule(Action.CLOSE, state="dangling"),
     }
 

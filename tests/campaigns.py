@@ -95,9 +95,14 @@ async def contact_report(conn: Any, contact_id: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(config: Config) -> AsyncIterator[Daemon]:
-    """A daemon in this process, stopped (and checked to have not failed) on exit."""
+async def running_daemon(config: Config, roster: Any = None) -> AsyncIterator[Daemon]:
+    """A daemon in this process, stopped (and checked to have not failed) on exit.
+
+    ``roster``: an agent roster to use instead of the one following AMI.
+    """
     daemon = Daemon(config)
+    if roster is not None:
+        daemon.roster = roster
     task = asyncio.create_task(daemon.run(), name="daemon-under-test")
     daemon.alive = lambda: not task.done()  # type: ignore[attr-defined]
     try:

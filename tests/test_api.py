@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,15 @@ from .api import READ_TOKEN, SIMPLE, Api, api_config, api_server
 pytestmark = pytest.mark.stack
 
 MODE_SETTINGS = ("mode", "amd", "ivr_playback", "machine_message", "webhook_attempts")
+AGENT_SETTINGS = (
+    "queue",
+    "dial_ratio",
+    "abandon_cap",
+    "abandon_target",
+    "max_dial_ratio",
+    "abandon_message",
+    "agent_wait_s",
+)
 
 
 @pytest.fixture
@@ -398,26 +408,147 @@ async def test_a_sound_name_the_database_would_refuse_is_422_naming_the_field(
     assert [c["name"] for c in listed["items"]] == ["spring"]
 
 
-async def test_agent_modes_are_refused_until_agents_exist(api: Api) -> None:
+async def test_agent_modes_and_their_settings_are_set_read_checked_and_patched(
+    api: Api, database_url: str
+) -> None:
     await api.new_strategy()
-    campaign = await api.new_campaign(mode="ivr")
-    path = f"/api/v1/campaigns/{campaign['id']}"
+    plain = await api.new_campaign("plain")
+    assert {key: plain[key] for key in AGENT_SETTINGS} == {
+        "queue": "dialer-agents",
+        "dial_ratio": 1.5,
+        "abandon_cap": 0.03,
+        "abandon_target": 0.02,
+        "max_dial_ratio": 3.0,
+        "abandon_message": None,
+        "agent_wait_s": 2.0,
+    }
     for mode in ("progressive", "power", "predictive"):
-        for reply in (
-            await api.post("/api/v1/campaigns", {"name": mode, "mode": mode}),
-            await api.patch(path, {"mode": mode}),
-        ):
-            assert reply.status == 422, (mode, reply.body)
-            error = error_of(reply)
-            assert "agent modes are not available yet" in error["message"]
-            assert error["details"] == [
-                {"field": "mode", "message": "agent modes are not available yet"}
-            ]
+        created = await api.new_campaign(mode, mode=mode)
+        assert created["mode"] == mode
+    power = await api.new_campaign(
+        "sales", mode="power", queue="sales-team", dial_ratio=2.25, abandon_message="custom/sorry"
+    )
+    path = f"/api/v1/campaigns/{power['id']}"
+    changed = await api.ok(
+        "PATCH",
+        path,
+        {"mode": "predictive", "abandon_cap": 0.025, "abandon_target": 0.01, "agent_wait_s": 3},
+    )
+    assert {key: changed[key] for key in ("mode", *AGENT_SETTINGS)} == {
+        "mode": "predictive",
+        "queue": "sales-team",
+        "dial_ratio": 2.25,
+        "abandon_cap": 0.025,
+        "abandon_target": 0.01,
+        "max_dial_ratio": 3.0,
+        "abandon_message": "custom/sorry",
+        "agent_wait_s": 3.0,
+    }
+    bad: list[tuple[str, Any]] = [
+        ("dial_ratio", 0.5),
+        ("dial_ratio", 5.5),
+        ("dial_ratio", "2"),
+        ("abandon_cap", 0),
+        ("abandon_cap", 0.6),
+        ("max_dial_ratio", 6),
+        ("agent_wait_s", 0),
+        ("agent_wait_s", 61),
+        ("queue", "sales team"),
+        ("queue", ""),
+        ("abandon_message", "sorry, we"),
+        ("abandon_target", 0.03),  # above this campaign's cap of 0.025
+    ]
+    for field, value in bad:
+        reply = await api.patch(path, {field: value})
+        assert reply.status == 422, (field, value, reply.body)
+        assert [d["field"] for d in error_of(reply)["details"]] == [field], reply.body
+    reply = await api.post(
+        "/api/v1/campaigns", {"name": "x", "abandon_cap": 0.01, "abandon_target": 0.02}
+    )
+    assert reply.status == 422 and error_of(reply)["details"][0]["field"] == "abandon_target"
     reply = await api.patch(path, {"mode": "robocall"})
     assert reply.status == 422 and error_of(reply)["details"][0]["field"] == "mode"
-    assert (await api.ok("GET", path))["mode"] == "ivr"
-    listed = await api.ok("GET", "/api/v1/campaigns")
-    assert [c["name"] for c in listed["items"]] == ["spring"]
+    shown = await api.ok("GET", path)
+    assert {key: shown[key] for key in ("mode", *AGENT_SETTINGS)} == {
+        key: changed[key] for key in ("mode", *AGENT_SETTINGS)
+    }
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetchrow(
+            "SELECT mode, dial_ratio::float8, abandon_cap::float8, agent_wait_s::float8 "
+            "FROM campaigns WHERE id = $1",
+            power["id"],
+        )
+    finally:
+        await conn.close()
+    assert tuple(stored) == ("predictive", 2.25, 0.025, 3.0)
+
+
+async def test_agent_stats_of_a_campaign_count_talk_abandons_and_agent_hours(
+    api: Api, database_url: str
+) -> None:
+    await api.new_strategy()
+    campaign = await api.new_campaign("agents", mode="progressive")
+    conn = await asyncpg.connect(database_url)
+    try:
+        contact = await store.insert_contact(conn, campaign["id"], phones=["+12025550201"])
+        # Two agents over one hour: agent01 talks 20 min and 10 min, agent02 5 min;
+        # one caller abandoned, one call nobody answered.
+        t0 = datetime(2025, 1, 1, 10, tzinfo=UTC)
+        for agent, connected_min, talk_min, outcome in (
+            ("agent01", 1, 20, "answered"),
+            ("agent01", 30, 10, "answered"),
+            ("agent02", 2, 5, "answered"),
+            (None, 40, 0, "abandoned"),
+            (None, 50, 0, "no_answer"),
+        ):
+            await conn.execute(
+                "INSERT INTO attempts (campaign_id, contact_id, number, state, outcome, "
+                "created_at, agent, agent_connected_at, ended_at, abandoned) "
+                "VALUES ($1, $2, '+12025550201', 'ended', $3, $4::timestamptz, $5, "
+                "CASE WHEN $5::text IS NULL THEN NULL "
+                "ELSE $4::timestamptz + make_interval(mins => $6) END, "
+                "$4::timestamptz + make_interval(mins => $6 + $7), $8)",
+                campaign["id"],
+                contact,
+                outcome,
+                t0,
+                agent,
+                connected_min,
+                talk_min,
+                outcome == "abandoned" if outcome != "no_answer" else None,
+            )
+    finally:
+        await conn.close()
+    path = f"/api/v1/campaigns/{campaign['id']}/agent-stats"
+    stats = await api.ok(
+        "GET", path + "?from=2025-01-01T10:00:00%2B00:00&to=2025-01-01T11:00:00%2B00:00"
+    )
+    assert stats["hours"] == 1.0 and stats["agents"] == 2 and stats["agent_hours"] == 2.0
+    assert (stats["calls"], stats["answered"], stats["connected"], stats["abandoned"]) == (
+        5,
+        4,
+        3,
+        1,
+    )
+    assert stats["abandon_rate"] == 0.25
+    assert stats["talk_s"] == 35 * 60.0
+    assert stats["talk_min_per_agent_hour"] == 17.5
+    assert stats["calls_per_agent_hour"] == 1.5
+    assert stats["by_agent"] == [
+        {"agent": "agent01", "calls": 2, "talk_s": 1800.0},
+        {"agent": "agent02", "calls": 1, "talk_s": 300.0},
+    ]
+    five = await api.ok("GET", path + "?from=2025-01-01T10:00:00Z&to=2025-01-01T11:00:00Z&agents=5")
+    assert five["agent_hours"] == 5.0 and five["talk_min_per_agent_hour"] == 7.0
+    whole = await api.ok("GET", path)  # from the first call to the last hangup: 50 min
+    assert whole["hours"] == 50 / 60 and whole["connected"] == 3
+    for query in ("?from=yesterday", "?to=2025-01-01T10:00:00", "?agents=0"):
+        reply = await api.get(path + query)
+        assert reply.status == 422, (query, reply.body)
+    reply = await api.get(path + "?from=2025-01-02T00:00:00Z&to=2025-01-01T00:00:00Z")
+    assert reply.status == 422 and error_of(reply)["details"][0]["field"] == "to"
+    assert (await api.get("/api/v1/campaigns/999/agent-stats")).status == 404
 
 
 async def test_start_pause_resume_stop_are_idempotent_and_refused_out_of_order(

@@ -4,7 +4,8 @@ only, and no follow-up is dialled before its time."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from dialer_server import store
 from dialer_server.ami import AmiClient
+from dialer_server.answered_calls import DEFAULT_QUEUE, callback_dialplan
 from dialer_server.config import Config
 from dialer_server.db import query
 from dialer_server.instance import Instance
@@ -27,14 +29,28 @@ pytestmark = pytest.mark.stack
 ONE_CALL = {"name": "callbacks", "version": 1, "attempts": [{"phone": 1, "max_tries": 3}]}
 
 
+@dataclasses.dataclass(frozen=True)
+class Member:
+    name: str
+    status: str
+
+
 class FakeRoster:
-    """The agent runtime's roster, reduced to the list of free agents."""
+    """The agent roster (agents.py), in sync, with these agents free in the default queue."""
 
     def __init__(self, free: Sequence[str]) -> None:
         self.free = list(free)
+        self.ready = True
+        self.on_change: list[Callable[[], None]] = []
 
-    def free_agents(self) -> Sequence[str]:
-        return self.free
+    def free_agents(self, queue: str) -> list[str]:
+        return list(self.free) if queue == DEFAULT_QUEUE else []
+
+    def members(self, queue: str) -> Sequence[Member]:
+        return [Member(name, "free") for name in self.free_agents(queue)]
+
+    def queues(self) -> Sequence[str]:
+        return [DEFAULT_QUEUE]
 
 
 async def scheduler_for(pool: Any, config: Config) -> Scheduler:
@@ -96,12 +112,16 @@ async def test_a_personal_callback_waits_for_its_agent_and_never_holds_up_other_
 
     # agent01 frees up: its first callback goes to it, its second waits (one
     # call per agent per claim), agent02's waits for agent02.
-    scheduler._roster = FakeRoster(["agent01"])
+    scheduler.roster = FakeRoster(["agent01"])
     jobs = await scheduler._claim(slot, 10)
     assert [(j.contact_id, j.agent) for j in jobs] == [(cb1, "agent01")]
     assert slot.dialplan is not None
     variables = call_variables(jobs[0], slot.dialplan)
     assert variables["DIALER_AGENT"] == "PJSIP/agent01"
+    # An automated campaign's callback still goes where agents are: [dialer-agents].
+    assert slot.dialplan.context == config.dialing.context
+    dialplan = callback_dialplan(slot.dialplan, config.dialing)
+    assert (dialplan.context, dialplan.variables["DIALER_AGENT_WAIT_S"]) == ("dialer-agents", "2")
     async with pool.acquire() as conn:
         assert await due_at(conn, cb1_later) == now - timedelta(seconds=40)
         assert await due_at(conn, cb2) == now - timedelta(seconds=50)
@@ -113,7 +133,7 @@ async def test_a_personal_callback_waits_for_its_agent_and_never_holds_up_other_
         assert dialling is not None
         assert (dialling["state"], dialling["callback_agent"]) == ("sent_to_dialer", "agent01")
 
-    scheduler._roster = FakeRoster(["agent02", "agent01"])
+    scheduler.roster = FakeRoster(["agent02", "agent01"])
     jobs = await scheduler._claim(slot, 10)
     assert sorted((j.contact_id, j.agent) for j in jobs) == sorted(
         [(cb2, "agent02"), (cb1_later, "agent01")]

@@ -141,8 +141,7 @@ def test_ivr_campaigns_go_to_the_ivr_context_with_their_variables() -> None:
     assert dialplan_for(campaign, dialing) == Dialplan(
         "dialer-ivr", {"DIALER_AMD": "1", "DIALER_PLAYBACK": "custom/survey"}
     )
-    for mode in ("automated", "progressive", "power", "predictive"):
-        assert dialplan_for({"mode": mode, "amd": False}, dialing) == Dialplan("dialer-answered")
+    assert dialplan_for({"mode": "automated", "amd": False}, dialing) == Dialplan("dialer-answered")
     assert dialplan_for({"mode": "automated", "machine_message": "m"}, dialing).variables == {
         "DIALER_MACHINE_MESSAGE": "m"
     }

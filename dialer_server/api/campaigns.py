@@ -5,14 +5,28 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from .. import campaigns
+from ..agent_stats import agent_stats
+from ..errors import InvalidInput
 from . import schemas as s
 from .auth import TOKEN_NAME
-from .common import Operation, page, paged, path_id, query_text, read_json, respond, transaction
+from .common import (
+    Operation,
+    check_text,
+    page,
+    paged,
+    path_id,
+    query_int,
+    query_text,
+    read_json,
+    respond,
+    transaction,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +90,42 @@ async def delete_campaign(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def get_agent_stats(request: web.Request) -> web.Response:
+    campaign_id = path_id(request, "campaign_id")
+    start = _query_time(request, "from")
+    end = _query_time(request, "to")
+    if start is not None and end is not None and end < start:
+        raise InvalidInput(
+            "query parameter to must not be before from", details=[_field("to", "before from")]
+        )
+    agents = query_int(request, "agents", 0, 1, 100_000) or None
+    async with transaction(request) as conn:
+        await campaigns.get(conn, campaign_id)  # 404 for an unknown campaign
+        stats = await agent_stats(conn, campaign_id, start=start, end=end, agents=agents)
+    return respond(stats.to_json())
+
+
+def _query_time(request: web.Request, name: str) -> datetime | None:
+    text = query_text(request, name, max_len=40)
+    if text is None:
+        return None
+    check_text(text, name)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise InvalidInput(
+            f"query parameter {name} must be an ISO 8601 date and time with a time zone",
+            details=[_field(name, "invalid date-time")],
+        )
+    return value.astimezone(UTC)
+
+
+def _field(name: str, message: str) -> dict[str, str]:
+    return {"field": name, "message": message}
+
+
 def _transition(action: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         campaign_id = path_id(request, "campaign_id")
@@ -118,6 +168,7 @@ def _campaign_links(expression: str) -> dict[str, dict[str, str]]:
         "updateCampaign",
         "deleteCampaign",
         *(f"{action}Campaign" for action in campaigns.ACTIONS),
+        "getAgentStats",
         "uploadContacts",
         "listContacts",
         "exportResults",
@@ -199,6 +250,34 @@ OPERATIONS = [
         },
         description="409 campaign_active while it is running or paused, 409 "
         "calls_in_progress while attempts are still open.",
+    ),
+    Operation(
+        "GET",
+        f"{_ONE}/agent-stats",
+        get_agent_stats,
+        "getAgentStats",
+        "Agent modes: talk minutes per agent-hour, abandon rate and calls per agent-hour",
+        "campaigns",
+        parameters=(
+            s.CAMPAIGN_ID,
+            s.query_param(
+                "from",
+                s.DATETIME,
+                "Calls created from this time on (default: the first call's start)",
+            ),
+            s.query_param(
+                "to", s.DATETIME, "Calls created before this time (default: the last call's end)"
+            ),
+            s.query_param(
+                "agents",
+                {"type": "integer", "minimum": 1, "maximum": 100000},
+                "Agents logged in over the range (default: the distinct agents who took a call)",
+            ),
+        ),
+        responses={"200": s.ok(s.ref("AgentStats")), **s.errors("401", "404", "422", "503")},
+        description="Over the calls created in [from, to): talk time is from an agent taking "
+        "a call to its hangup; abandon_rate is abandoned / answered by a person; agent-hours "
+        "are agents x (to - from).",
     ),
     *(
         Operation(

@@ -77,8 +77,10 @@ MODE = {
     "enum": list(MODES),
     "description": "What happens once someone answers. automated (the default): the "
     "campaign's message (ivr_playback), then hang up; ivr: a prompt (ivr_playback) and one "
-    f"key read. {', '.join(AGENT_MODES)}: the agent modes, not available yet (setting one "
-    "is refused with 422).",
+    f"key read. {', '.join(AGENT_MODES)}: the agent modes: answered calls go to the members "
+    "of an Asterisk queue (queue); progressive places one call per free agent, power "
+    "dial_ratio calls per free agent, predictive an adaptive ratio that keeps the abandon "
+    "rate under abandon_cap.",
 }
 AMD = {
     "type": "boolean",
@@ -97,6 +99,60 @@ IVR_PLAYBACK = nullable(
 MACHINE_MESSAGE = nullable(
     {**_SOUND, "description": "A sound left on answering machines (with amd). null: none."}
 )
+QUEUE = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_.-]{1,80}$",
+    "description": "Agent modes: the Asterisk queue whose members take the answered calls "
+    "(default dialer-agents).",
+}
+DIAL_RATIO = {
+    "type": "number",
+    "minimum": 1,
+    "maximum": 5,
+    "description": "power: calls placed per free agent (default 1.5).",
+}
+ABANDON_CAP = {
+    "type": "number",
+    "minimum": 0.0001,
+    "maximum": 0.5,
+    "description": "predictive: the abandon rate (abandoned / answered, rolling 24 h and 30 "
+    "days) never to exceed; on a breach the ratio falls back to 1 (default 0.03).",
+}
+ABANDON_TARGET = {
+    "type": "number",
+    "minimum": 0.0001,
+    "maximum": 0.5,
+    "description": "predictive: the abandon rate steered for, at most abandon_cap (default 0.02).",
+}
+MAX_DIAL_RATIO = {
+    "type": "number",
+    "minimum": 1,
+    "maximum": 5,
+    "description": "predictive: the highest calls per free agent (default 3).",
+}
+ABANDON_MESSAGE = nullable(
+    {
+        **_SOUND,
+        "description": "Agent modes: the sound an abandoned caller hears. null: the "
+        "dialplan's own message.",
+    }
+)
+AGENT_WAIT_S = {
+    "type": "number",
+    "minimum": 1,
+    "maximum": 60,
+    "description": "Agent modes: how long an answered caller may wait for an agent before "
+    "the call counts as abandoned (default 2).",
+}
+_AGENT_SCHEMAS: dict[str, Schema] = {
+    "queue": QUEUE,
+    "dial_ratio": DIAL_RATIO,
+    "abandon_cap": ABANDON_CAP,
+    "abandon_target": ABANDON_TARGET,
+    "max_dial_ratio": MAX_DIAL_RATIO,
+    "abandon_message": ABANDON_MESSAGE,
+    "agent_wait_s": AGENT_WAIT_S,
+}
 WEBHOOK_ATTEMPTS = {
     "type": "boolean",
     "description": "Send an attempt.result webhook for each attempt (default false).",
@@ -119,6 +175,7 @@ _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "ivr_playback": IVR_PLAYBACK,
     "machine_message": MACHINE_MESSAGE,
     "webhook_attempts": WEBHOOK_ATTEMPTS,
+    **_AGENT_SCHEMAS,
 }
 
 CAMPAIGN_CREATE = obj(_CAMPAIGN_SETTINGS, required=["name"])
@@ -359,6 +416,7 @@ CAMPAIGN = obj(
         "ivr_playback": IVR_PLAYBACK,
         "machine_message": MACHINE_MESSAGE,
         "webhook_attempts": WEBHOOK_ATTEMPTS,
+        **_AGENT_SCHEMAS,
         "created_at": DATETIME,
         "updated_at": DATETIME,
         "contacts": _COUNTS,
@@ -457,6 +515,10 @@ ATTEMPT_FIELDS = (
     "detail",
     "amd_status",
     "ivr_digits",
+    "agent",
+    "agent_connected_at",
+    "agent_wait_ms",
+    "abandoned",
     "disposition",
 )
 ATTEMPT = obj(
@@ -479,11 +541,86 @@ ATTEMPT = obj(
         # without AMD) and the keys pressed in the IVR ("" for none; null: no IVR).
         "amd_status": nullable(TEXT),
         "ivr_digits": nullable(TEXT),
+        "agent": nullable(
+            {**TEXT, "description": "Agent modes: the queue member who took the call."}
+        ),
+        "agent_connected_at": nullable(DATETIME),
+        "agent_wait_ms": nullable(
+            {**INT, "description": "Agent modes: how long the answered caller waited."}
+        ),
+        "abandoned": nullable(
+            {
+                "type": "boolean",
+                "description": "Agent modes: true when no agent took the answered call in "
+                "time (outcome abandoned), false when one did; null otherwise.",
+            }
+        ),
         "disposition": nullable(
             {"type": "string", "description": "The status an agent set for the call"}
         ),
     },
     required=ATTEMPT_FIELDS,
+)
+
+AGENT_STATS = obj(
+    {
+        "campaign_id": ID,
+        "from": DATETIME,
+        "to": DATETIME,
+        "hours": {"type": "number", "description": "to - from, in hours."},
+        "agents": {
+            "type": "integer",
+            "description": "Agents counted for agent-hours: the agents query parameter, "
+            "else the distinct agents who took a call in the range.",
+        },
+        "agent_hours": NUMBER,
+        "calls": {"type": "integer", "description": "Calls placed in the range."},
+        "answered": {
+            "type": "integer",
+            "description": "Calls answered by a person: connected to an agent or abandoned.",
+        },
+        "connected": {"type": "integer", "description": "Calls an agent took."},
+        "abandoned": INT,
+        "abandon_rate": {"type": "number", "description": "abandoned / answered (0 with none)."},
+        "talk_s": {
+            "type": "number",
+            "description": "Agent talk time: from the agent taking the call to its hangup, summed.",
+        },
+        "talk_min_per_agent_hour": NUMBER,
+        "calls_per_agent_hour": {
+            "type": "number",
+            "description": "Connected calls per agent-hour.",
+        },
+        "occupancy": {
+            "type": "number",
+            "description": "talk time / agent time (talk_min_per_agent_hour / 60).",
+        },
+        "by_agent": {
+            "type": "array",
+            "items": obj(
+                {"agent": TEXT, "calls": INT, "talk_s": NUMBER},
+                required=["agent", "calls", "talk_s"],
+            ),
+        },
+    },
+    required=[
+        "campaign_id",
+        "from",
+        "to",
+        "hours",
+        "agents",
+        "agent_hours",
+        "calls",
+        "answered",
+        "connected",
+        "abandoned",
+        "abandon_rate",
+        "talk_s",
+        "talk_min_per_agent_hour",
+        "calls_per_agent_hour",
+        "occupancy",
+        "by_agent",
+    ],
 )
 
 IMPORT_REPORT = obj(
@@ -606,6 +743,7 @@ COMPONENTS: dict[str, Schema] = {
     "Campaign": CAMPAIGN,
     "CampaignPage": page_of("Campaign"),
     "Transition": TRANSITION,
+    "AgentStats": AGENT_STATS,
     "Strategy": STRATEGY,
     "StrategySummary": STRATEGY_SUMMARY,
     "Contact": CONTACT,

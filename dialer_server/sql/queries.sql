@@ -59,7 +59,8 @@ SELECT * FROM contacts WHERE id = $1;
 -- name: contact_attempts
 SELECT a.id, a.step, a.channel, a.phone_slot, a.number, a.state, a.outcome, a.created_at,
        a.sent_at, a.answered_at, a.ended_at, a.hangup_cause, a.hangup_cause_text, a.detail,
-       a.amd_status, a.ivr_digits, ad.name AS disposition
+       a.amd_status, a.ivr_digits, a.agent, a.agent_connected_at, a.agent_wait_ms, a.abandoned,
+       ad.name AS disposition
 FROM attempts a LEFT JOIN attempt_dispositions ad ON ad.attempt_id = a.id
 WHERE a.contact_id = $1 ORDER BY a.created_at, a.id;
 
@@ -87,8 +88,10 @@ SELECT id, name, version, definition FROM strategies WHERE id = $1;
 INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls,
                        max_calls_per_second, ring_timeout_s, default_region, timezone,
                        calling_window, mode, amd, ivr_playback, machine_message,
-                       webhook_attempts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                       webhook_attempts, queue, dial_ratio, abandon_cap, abandon_target,
+                       max_dial_ratio, abandon_message, agent_wait_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22)
 RETURNING id;
 
 -- name: set_campaign_state
@@ -99,7 +102,9 @@ SELECT * FROM campaigns WHERE id = $1;
 
 -- name: running_campaigns
 SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
-       ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message
+       ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message,
+       queue, dial_ratio, abandon_cap, abandon_target, max_dial_ratio, abandon_message,
+       agent_wait_s
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
 -- name: lock_campaign_to_complete
@@ -275,3 +280,45 @@ SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND state = 'running');
 
 -- name: open_campaign_calls
 SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended' AND channel = 'call';
+
+-- name: try_pacing_lock
+-- A queue's agents are paced by one daemon at a time (pacing_locks.py): a
+-- session advisory lock ($1 = 1685, the hash of the queue's name $2) on a
+-- connection of its own, dropped by PostgreSQL when that session ends. Two
+-- names with one hash are only paced by the same daemon.
+SELECT pg_try_advisory_lock($1, hashtext($2::text));
+
+-- name: release_pacing_lock
+SELECT pg_advisory_unlock($1, hashtext($2::text));
+
+-- name: agent_pacing_stats
+-- A predictive campaign's counts (agent_pacing.PacingStats): calls answered by
+-- a person (reached an agent, or abandoned) and abandoned over the last 24 h
+-- and 30 days; and of its latest $2 call results, how many a person answered
+-- (the answer rate), and the mean talk time of the latest $2 calls agents
+-- took. Dangling calls say nothing about either.
+SELECT
+    count(*) FILTER (WHERE outcome IN ('answered', 'abandoned')
+                       AND ended_at > now() - interval '24 hours') AS day_answered,
+    count(*) FILTER (WHERE outcome = 'abandoned'
+                       AND ended_at > now() - interval '24 hours') AS day_abandoned,
+    count(*) FILTER (WHERE outcome IN ('answered', 'abandoned')) AS month_answered,
+    count(*) FILTER (WHERE outcome = 'abandoned') AS month_abandoned,
+    (SELECT count(*) FROM (
+         SELECT 1 FROM attempts
+         WHERE campaign_id = $1 AND channel = 'call' AND state = 'ended'
+           AND outcome <> 'dangling'
+         ORDER BY ended_at DESC LIMIT $2) r) AS recent_calls,
+    (SELECT count(*) FILTER (WHERE r.outcome IN ('answered', 'abandoned')) FROM (
+         SELECT outcome FROM attempts
+         WHERE campaign_id = $1 AND channel = 'call' AND state = 'ended'
+           AND outcome <> 'dangling'
+         ORDER BY ended_at DESC LIMIT $2) r) AS recent_answered,
+    (SELECT avg(extract(epoch FROM r.ended_at - r.agent_connected_at))::float8 FROM (
+         SELECT ended_at, agent_connected_at FROM attempts
+         WHERE campaign_id = $1 AND channel = 'call' AND state = 'ended'
+           AND agent_connected_at IS NOT NULL
+         ORDER BY ended_at DESC LIMIT $2) r) AS mean_talk_s
+FROM attempts
+WHERE campaign_id = $1 AND channel = 'call' AND state = 'ended'
+  AND ended_at > now() - interval '30 days';

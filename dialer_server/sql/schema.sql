@@ -48,7 +48,22 @@ CREATE TABLE campaigns (
     -- what to leave on answering machines (DIALER_MACHINE_MESSAGE). They go into
     -- dialplan arguments: no commas, spaces or line breaks.
     ivr_playback         text CHECK (ivr_playback ~ '^[A-Za-z0-9_./&-]{1,255}$'),
-    machine_message      text CHECK (machine_message ~ '^[A-Za-z0-9_./&-]{1,255}$')
+    machine_message      text CHECK (machine_message ~ '^[A-Za-z0-9_./&-]{1,255}$'),
+    -- Agent modes (migration 0009): the queue whose members take the calls
+    -- (DIALER_QUEUE); power: calls per free agent; predictive: the abandon rate
+    -- never to exceed (of answered calls, rolling 24 h and 30 days), the rate
+    -- steered for, and the highest ratio; what an abandoned caller hears
+    -- (NULL: the dialplan's own message); how long a caller may wait for an agent.
+    queue                text NOT NULL DEFAULT 'dialer-agents'
+                         CHECK (queue ~ '^[A-Za-z0-9_.-]{1,80}$'),
+    dial_ratio           numeric(4, 2) NOT NULL DEFAULT 1.5 CHECK (dial_ratio BETWEEN 1 AND 5),
+    abandon_cap          numeric(5, 4) NOT NULL DEFAULT 0.03
+                         CHECK (abandon_cap > 0 AND abandon_cap <= 0.5),
+    abandon_target       numeric(5, 4) NOT NULL DEFAULT 0.02 CHECK (abandon_target > 0),
+    max_dial_ratio       numeric(4, 2) NOT NULL DEFAULT 3 CHECK (max_dial_ratio BETWEEN 1 AND 5),
+    abandon_message      text CHECK (abandon_message ~ '^[A-Za-z0-9_./&-]{1,255}$'),
+    agent_wait_s         numeric(4, 1) NOT NULL DEFAULT 2 CHECK (agent_wait_s BETWEEN 1 AND 60),
+    CONSTRAINT campaigns_abandon_target_within_cap CHECK (abandon_target <= abandon_cap)
 );
 
 CREATE TABLE contacts (
@@ -136,7 +151,7 @@ CREATE TABLE attempts (
     hangup_cause_text  text,
     outcome            text CHECK (outcome IN (
                            'answered', 'busy', 'no_answer', 'congestion', 'invalid_number',
-                           'failed', 'machine', 'dangling', 'sent')),
+                           'failed', 'machine', 'abandoned', 'dangling', 'sent')),
     step               smallint,
     instance_id        integer REFERENCES dialer_instances (id),
     -- What the SMS provider answered, or why a result is what it is.
@@ -145,6 +160,13 @@ CREATE TABLE attempts (
     -- NOTSURE) and the keys pressed in the IVR.
     amd_status         text,
     ivr_digits         text,
+    -- Agent modes (migration 0009): the queue member who took the call and when,
+    -- or that it was abandoned and why (TIMEOUT, HANGUP...); the caller's wait.
+    agent              text,
+    agent_connected_at timestamptz,
+    agent_wait_ms      integer CHECK (agent_wait_ms >= 0),
+    abandoned          boolean,
+    abandon_reason     text,
     CHECK ((state = 'ended') = (outcome IS NOT NULL))
 );
 
@@ -152,6 +174,10 @@ CREATE INDEX attempts_contact_idx ON attempts (contact_id, created_at);
 -- Attempts whose result is still open: what reconciliation walks after a restart.
 CREATE INDEX attempts_open_idx ON attempts (created_at) WHERE state <> 'ended';
 CREATE INDEX attempts_sms_number_idx ON attempts (number) WHERE channel = 'sms';
+-- Pacing reads a campaign's answered and abandoned calls of the last 30 days
+-- and its recent call results every few seconds.
+CREATE INDEX attempts_campaign_ended_idx ON attempts (campaign_id, ended_at)
+    WHERE channel = 'call' AND state = 'ended';
 
 -- Do-not-call numbers: campaign_id NULL is the global list.
 CREATE TABLE dnc_numbers (
@@ -315,7 +341,10 @@ BEGIN
                 'sent_at', webhook_time(NEW.sent_at),
                 'answered_at', webhook_time(NEW.answered_at),
                 'ended_at', webhook_time(NEW.ended_at),
-                'amd_status', NEW.amd_status, 'ivr_digits', NEW.ivr_digits)));
+                'amd_status', NEW.amd_status, 'ivr_digits', NEW.ivr_digits,
+                'agent', NEW.agent,
+                'agent_connected_at', webhook_time(NEW.agent_connected_at),
+                'agent_wait_ms', NEW.agent_wait_ms, 'abandoned', NEW.abandoned)));
     RETURN NULL;
 END
 $$;

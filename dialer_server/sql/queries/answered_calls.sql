@@ -8,3 +8,12 @@
 UPDATE attempts
 SET amd_status = coalesce($2, amd_status), ivr_digits = coalesce($3, ivr_digits)
 WHERE id = $1 AND state <> 'ended';
+
+-- name: record_agent_report
+-- Agent modes, written like record_dialplan_report: the queue member who took
+-- the call and when, or that the caller was abandoned and why; the wait.
+UPDATE attempts
+SET agent = coalesce($2, agent), agent_connected_at = coalesce($3, agent_connected_at),
+    agent_wait_ms = coalesce($4, agent_wait_ms), abandoned = coalesce($5, abandoned),
+    abandon_reason = coalesce($6, abandon_reason)
+WHERE id = $1 AND state <> 'ended';

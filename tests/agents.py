@@ -1,0 +1,279 @@
+"""Agents for the agent modes' tests: sipp phones registered as the queue's members.
+
+One sipp UAS (scripts/sipp/agent.xml) answers for every agent at once and
+holds each call for a random talk time; agents log in and out by REGISTER
+(scripts/sipp/agent-register.xml, expires 0 to log out), which Asterisk turns
+into the members' device states: registered and idle is NOT_INUSE (free),
+unregistered is UNAVAILABLE.
+
+    async with SippAgents(talk=TalkTime(min_s=2, exp_s=3)) as agents:
+        await agents.register(3)        # agent01..agent03 log in
+        ...
+        await agents.unregister(["agent02"])
+
+Ports: the agents' UAS listens on SIPP_PORT + 5 (control SIPP_PORT + 6), the
+REGISTER runs use SIPP_PORT + 7 (control SIPP_PORT + 8), media from
+SIPP_MEDIA_PORT + 100, where SIPP_PORT, SIPP_MEDIA_PORT and SIP_PORT are the
+stack's (the environment's, else scripts/lib.sh's defaults for the stack's
+name). AGENT_SIPP_PORT and AGENT_SIPP_MEDIA_PORT override the base ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+ROOT = Path(__file__).resolve().parent.parent
+SIPP_DIR = ROOT / "scripts" / "sipp"
+# agent01..agent20 exist in the shipped pjsip.conf and queues.conf.
+MAX_AGENTS = 20
+QUEUE = "dialer-agents"
+
+
+def agent_name(number: int) -> str:
+    return f"agent{number:02d}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TalkTime:
+    """An agent's talk time per call: min_s + U * spread_s + E * exp_s.
+
+    U is uniform on [0, 1), E exponential of mean 1, both drawn by sipp per
+    call: TalkTime(min_s=2, exp_s=3) talks at least 2 s, 5 s on average.
+    """
+
+    min_s: float = 2.0
+    spread_s: float = 0.0
+    exp_s: float = 0.0
+
+    @property
+    def mean_s(self) -> float:
+        return self.min_s + self.spread_s / 2 + self.exp_s
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentPorts:
+    asterisk_sip: int
+    uas: int
+    uas_control: int
+    register: int
+    register_control: int
+    media: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> AgentPorts:
+        """The ports for the test stack named by TEST_STACK_NAME (see the module's doc)."""
+        env = dict(os.environ if env is None else env)
+        name = env.get("TEST_STACK_NAME", "test")
+        base = {"demo": 0, "test": 1}.get(name, int(env.get("STACK_PORT_SLOT", "2")))
+        sip = int(env.get("SIP_PORT", 5060 + base * 10000))
+        sipp = int(env.get("AGENT_SIPP_PORT", int(env.get("SIPP_PORT", 5070 + base * 10000)) + 5))
+        media = int(
+            env.get(
+                "AGENT_SIPP_MEDIA_PORT", int(env.get("SIPP_MEDIA_PORT", 6000 + base * 10000)) + 100
+            )
+        )
+        return cls(sip, sipp, sipp + 1, sipp + 2, sipp + 3, media)
+
+
+class SippAgents:
+    """Sipp agents against the local stack's Asterisk: start, log in/out, stop."""
+
+    def __init__(self, talk: TalkTime | None = None, ports: AgentPorts | None = None) -> None:
+        self.talk = talk or TalkTime()
+        self.ports = ports or AgentPorts.from_env()
+        self.registered: list[str] = []
+        self._uas: asyncio.subprocess.Process | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix="dialer-agents-"))
+
+    async def __aenter__(self) -> SippAgents:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start the agents' phone (the UAS); nobody is logged in yet.
+
+        What an interrupted earlier run left behind goes first: its phone (found
+        by the pid file of this port) and every agent's registration, so that no
+        agent looks free with nobody to answer.
+        """
+        if shutil.which("sipp") is None:
+            raise RuntimeError("sipp is not installed (scripts/stack start installs it)")
+        await self._stop_leftover()
+        await self._register(_names(MAX_AGENTS), expires=0)
+        talk = self.talk
+        stderr = (self._dir / "agent-stderr.log").open("wb")
+        self._uas = await asyncio.create_subprocess_exec(
+            "sipp",
+            "-sf",
+            str(SIPP_DIR / "agent.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.ports.uas),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(self.ports.media),
+            "-cp",
+            str(self.ports.uas_control),
+            "-aa",
+            "-nostdin",
+            "-set",
+            "talk_min_ms",
+            str(round(talk.min_s * 1000)),
+            "-set",
+            "talk_spread_ms",
+            str(round(talk.spread_s * 1000)),
+            "-set",
+            "talk_exp_ms",
+            str(round(talk.exp_s * 1000)),
+            "-trace_err",
+            "-error_file",
+            str(self._dir / "agent-errors.log"),
+            cwd=self._dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            # A file, not a pipe: a pipe nobody reads would block sipp when full.
+            stderr=stderr,
+        )
+        stderr.close()
+        self._pid_file.write_text(str(self._uas.pid))
+        # sipp exits at once on a bad scenario or a port in use.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._uas.wait(), 0.3)
+            err = (self._dir / "agent-stderr.log").read_text(errors="replace")
+            raise RuntimeError(f"the agents' sipp exited at start: {err}")
+
+    async def register(self, agents: int | list[str]) -> list[str]:
+        """Log agents in: the first ``agents`` (agent01...) or those named; returns their names."""
+        names = _names(agents)
+        await self._register(names, expires=3600)
+        self.registered = sorted(set(self.registered) | set(names))
+        return names
+
+    async def unregister(self, agents: int | list[str] | None = None) -> None:
+        """Log agents out (all registered ones by default): they become UNAVAILABLE."""
+        names = self.registered if agents is None else _names(agents)
+        if names:
+            await self._register(names, expires=0)
+        self.registered = sorted(set(self.registered) - set(names))
+
+    async def stop(self) -> None:
+        """Log everyone out, stop the phone and remove its files."""
+        try:
+            if self.registered:
+                await self.unregister()
+        finally:
+            uas, self._uas = self._uas, None
+            if uas is not None and uas.returncode is None:
+                uas.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(uas.wait(), 10)
+                except TimeoutError:
+                    uas.kill()
+                    await uas.wait()
+            if uas is not None:
+                self._pid_file.unlink(missing_ok=True)
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def _pid_file(self) -> Path:
+        return Path(tempfile.gettempdir()) / f"dialer-agents-{self.ports.uas}.pid"
+
+    async def _stop_leftover(self) -> None:
+        pid = _leftover_phone(self._pid_file)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                await asyncio.sleep(0.05)
+        self._pid_file.unlink(missing_ok=True)
+
+    def errors(self) -> str:
+        """What the agents' sipp logged as errors (unexpected messages, retransmissions)."""
+        path = self._dir / "agent-errors.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    async def _register(self, names: list[str], *, expires: int) -> None:
+        inf = self._dir / f"register-{expires}.csv"
+        contact = f"127.0.0.1:{self.ports.uas}"
+        inf.write_text("SEQUENTIAL\n" + "".join(f"{name};{contact};{expires}\n" for name in names))
+        proc = await asyncio.create_subprocess_exec(
+            "sipp",
+            f"127.0.0.1:{self.ports.asterisk_sip}",
+            "-sf",
+            str(SIPP_DIR / "agent-register.xml"),
+            "-inf",
+            str(inf),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.ports.register),
+            "-cp",
+            str(self.ports.register_control),
+            "-m",
+            str(len(names)),
+            "-r",
+            "200",
+            "-timeout",
+            "15",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            str(self._dir / "register-errors.log"),
+            cwd=self._dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        if proc.returncode != 0:
+            log = self._dir / "register-errors.log"
+            detail = log.read_text(errors="replace") if log.exists() else ""
+            raise RuntimeError(
+                f"REGISTER (expires {expires}) of {names} failed, sipp exit {proc.returncode}: "
+                f"{err.decode(errors='replace')} {detail}"
+            )
+
+
+def _leftover_phone(pid_file: Path) -> int | None:
+    """The pid of an interrupted run's phone, if it still runs (not a reused pid)."""
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"sipp" in cmdline and b"agent.xml" in cmdline else None
+
+
+def _names(agents: int | list[str]) -> list[str]:
+    if isinstance(agents, int):
+        if not 0 < agents <= MAX_AGENTS:
+            raise ValueError(f"1 to {MAX_AGENTS} agents exist, not {agents}")
+        return [agent_name(n) for n in range(1, agents + 1)]
+    return list(agents)
