@@ -35,7 +35,7 @@ import random
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from dialer_server.config import Config, load_config  # noqa: E402
 from dialer_server.daemon import Daemon  # noqa: E402
 from dialer_server.migrations import migrate  # noqa: E402
 from dialer_server.strategy import parse_strategy, strategy_to_dict  # noqa: E402
-from tests.agents import QUEUE, SippAgents, TalkTime  # noqa: E402
+from tests.agents import QUEUE, SippAgents, TalkTime, seed_call_history  # noqa: E402
 
 ANSWERS = "12025550261"
 RINGS_OUT = "12025550181"
@@ -129,43 +129,14 @@ async def add_campaign(conn: Any, mode: str, numbers: list[str], args: argparse.
         "INSERT INTO contacts (campaign_id, phone1, next_attempt_at) VALUES ($1, $2, now())",
         [(campaign_id, number) for number in numbers],
     )
-    await history(conn, campaign_id, args.history_answered, args.history_abandoned)
-    return campaign_id
-
-
-async def history(conn: Any, campaign_id: int, answered: int, abandoned: int) -> None:
-    """Calls earlier today: ``answered`` answered by a person, ``abandoned`` of them abandoned."""
-    if not answered:
-        return
-    contact = await conn.fetchval(
-        "INSERT INTO contacts (campaign_id, phone1, state, closed_at) "
-        "VALUES ($1, $2, 'connected', now()) RETURNING id",
+    await seed_call_history(
+        conn,
         campaign_id,
         ANSWERS,
+        answered=args.history_answered,
+        abandoned=args.history_abandoned,
     )
-    earlier = datetime.now(UTC) - timedelta(hours=4)
-    rows = []
-    for i in range(answered):
-        at = earlier + timedelta(seconds=30 * i)
-        dropped = i < abandoned
-        rows.append(
-            (
-                campaign_id,
-                contact,
-                "abandoned" if dropped else "answered",
-                at,
-                None if dropped else "agent01",
-                None if dropped else at + timedelta(seconds=1),
-                dropped,
-                at + timedelta(seconds=20),
-            )
-        )
-    await conn.executemany(
-        "INSERT INTO attempts (campaign_id, contact_id, number, state, outcome, created_at, "
-        "answered_at, agent, agent_connected_at, abandoned, ended_at) "
-        f"VALUES ($1, $2, '{ANSWERS}', 'ended', $3, $4, $4, $5, $6, $7, $8)",
-        rows,
-    )
+    return campaign_id
 
 
 def contact_numbers(count: int, args: argparse.Namespace, seed: int) -> list[str]:

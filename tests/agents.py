@@ -28,8 +28,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SIPP_DIR = ROOT / "scripts" / "sipp"
@@ -277,3 +279,54 @@ def _names(agents: int | list[str]) -> list[str]:
             raise ValueError(f"1 to {MAX_AGENTS} agents exist, not {agents}")
         return [agent_name(n) for n in range(1, agents + 1)]
     return list(agents)
+
+
+async def seed_call_history(
+    conn: Any,
+    campaign_id: int,
+    number: str,
+    *,
+    answered: int,
+    abandoned: int = 0,
+    not_answered: int = 0,
+    hours_ago: float = 4.0,
+) -> None:
+    """Calls the campaign made earlier today, for pacing to measure: ``answered`` calls
+    a person answered (``abandoned`` of them reached no agent, the others agent01),
+    then ``not_answered`` busy ones. Predictive pacing reads its answer rate and its
+    abandon windows from these, as it would in a campaign's working day."""
+    calls = answered + not_answered
+    if not calls:
+        return
+    contact = await conn.fetchval(
+        "INSERT INTO contacts (campaign_id, phone1, state, closed_at) "
+        "VALUES ($1, $2, 'connected', now()) RETURNING id",
+        campaign_id,
+        number,
+    )
+    earlier = datetime.now(UTC) - timedelta(hours=hours_ago)
+    rows = []
+    for i in range(calls):
+        at = earlier + timedelta(seconds=20 * i)
+        took = abandoned <= i < answered
+        outcome = "busy" if i >= answered else "answered" if took else "abandoned"
+        rows.append(
+            (
+                campaign_id,
+                contact,
+                number,
+                outcome,
+                at,
+                at + timedelta(seconds=1) if i < answered else None,
+                "agent01" if took else None,
+                at + timedelta(seconds=1) if took else None,
+                None if i >= answered else not took,
+                at + timedelta(seconds=15),
+            )
+        )
+    await conn.executemany(
+        "INSERT INTO attempts (campaign_id, contact_id, number, state, outcome, created_at, "
+        "answered_at, agent, agent_connected_at, abandoned, ended_at) "
+        "VALUES ($1, $2, $3, 'ended', $4, $5, $6, $7, $8, $9, $10)",
+        rows,
+    )

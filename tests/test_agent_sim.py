@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -27,7 +27,7 @@ import pytest
 from dialer_server.agent_stats import AgentStats, agent_stats
 from dialer_server.config import Config
 
-from .agents import QUEUE, SippAgents, TalkTime
+from .agents import QUEUE, SippAgents, TalkTime, seed_call_history
 from .campaigns import add_campaign, engine_config, running_daemon, wait_campaign_state
 
 pytestmark = pytest.mark.stack
@@ -86,7 +86,14 @@ async def _run(
             max_calls_per_second=20,
             **settings,
         )
-        await _history(conn, campaign_id, *history)
+        earlier_answered, earlier_calls = history
+        await seed_call_history(
+            conn,
+            campaign_id,
+            ANSWERS,
+            answered=earlier_answered,
+            not_answered=earlier_calls - earlier_answered,
+        )
         # Time-compressed: a tick of 50 ms; answered calls wait 2 s for an agent.
         async with running_daemon(engine_config(config)) as daemon:
             await _wait_roster(daemon)
@@ -124,36 +131,6 @@ async def _wait_roster(daemon: Any) -> None:
     async with asyncio.timeout(15):
         while not (daemon.roster.ready and len(daemon.roster.free_agents(QUEUE)) == AGENTS):
             await asyncio.sleep(0.05)
-
-
-async def _history(conn: Any, campaign_id: int, answered: int, calls: int) -> None:
-    """Calls of the campaign earlier today: ``answered`` of ``calls`` reached an agent."""
-    if not calls:
-        return
-    contact = await conn.fetchval(
-        "INSERT INTO contacts (campaign_id, phone1, state, closed_at) "
-        "VALUES ($1, $2, 'connected', now()) RETURNING id",
-        campaign_id,
-        ANSWERS,
-    )
-    earlier = datetime.now(UTC) - timedelta(hours=3)
-    for i in range(calls):
-        took = i < answered
-        at = earlier + timedelta(seconds=20 * i)
-        await conn.execute(
-            "INSERT INTO attempts (campaign_id, contact_id, number, state, outcome, created_at, "
-            "answered_at, agent, agent_connected_at, abandoned, ended_at) "
-            "VALUES ($1, $2, $3, 'ended', $4, $5::timestamptz, $6, $7, $6, $8, "
-            "$5::timestamptz + interval '15 seconds')",
-            campaign_id,
-            contact,
-            ANSWERS,
-            "answered" if took else "busy",
-            at,
-            at + timedelta(seconds=1) if took else None,
-            "agent01" if took else None,
-            False if took else None,
-        )
 
 
 def _every_answered_call_was_taken_or_abandoned(calls: list[dict[str, Any]]) -> None:
