@@ -13,7 +13,7 @@ the abandon rate of the calls placed in it), and the target (predictive: >= 45
 talk-min per agent-hour at <= 3 % abandon).
 
 Time compression (about 1/15): talk 8-16 s stands for 2-4 minutes, a 2 s
-ring-out for 30 s, the queue's 1 s wrap-up for 15 s. The grace time before a
+ring-out for 30 s; agents have no wrap-up (queues.conf). The grace time before a
 caller counts as abandoned is not compressed: 2 s, the regulated value.
 
 Both campaigns start with the same history, dialled earlier today (by default
