@@ -203,6 +203,9 @@ class AnsweredCalls:
         self.tracker = tracker
 
     def handle_event(self, event: Event) -> None:
+        # Every AMI event comes here; only UserEvents are worth reading in full.
+        if event.get("Event") != "UserEvent":
+            return
         report = report_from_event(event)
         if report is None:
             return

@@ -17,6 +17,7 @@ call can lose a few minutes to that, never land outside the window.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -209,6 +210,15 @@ def _start_intervals(
 ) -> list[Interval]:
     """When a call may start in one zone: the window's UTC intervals, less the ring time."""
     first_day = at.astimezone(zone).date() - timedelta(days=1)
+    return list(_day_intervals(window, zone, first_day, ring, horizon_days))
+
+
+# The scheduler asks for every contact it claims, and a campaign's contacts share a
+# handful of zones: the intervals depend on the local day, not on the instant.
+@functools.lru_cache(maxsize=4096)
+def _day_intervals(
+    window: CallingWindow, zone: ZoneInfo, first_day: date, ring: timedelta, horizon_days: int
+) -> tuple[Interval, ...]:
     raw: list[Interval] = []
     for offset in range(horizon_days + 2):
         day = first_day + timedelta(days=offset)
@@ -226,7 +236,7 @@ def _start_intervals(
             merged[-1] = (merged[-1][0], max(merged[-1][1], closes))
         else:
             merged.append((opens, closes))
-    return [(opens, closes - ring) for opens, closes in merged if closes - ring >= opens]
+    return tuple((opens, closes - ring) for opens, closes in merged if closes - ring >= opens)
 
 
 def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
