@@ -14,6 +14,7 @@ from ..campaigns import ACTIONS, AGENT_MODES, MODES, SETTINGS, SOUND_PATTERN, ST
 from ..contacts import CONTACT_STATES, PARAM_FIELDS, PHONE_FIELDS, STATUSES
 from ..dispositions import ACTIONS as DISPOSITION_ACTIONS
 from ..dispositions import AGENT_PATTERN as DISPOSITION_AGENT
+from ..status_dictionary import FIELDS as ENTRY_FIELDS
 from ..strategy import MAX_DELAY_S
 
 Schema = dict[str, Any]
@@ -665,21 +666,7 @@ DNC_ADDED = obj(
 )
 DNC_REMOVED = obj({"number": TEXT, "removed": {"type": "boolean"}}, required=["number", "removed"])
 
-DICTIONARY_ENTRY_FIELDS = (
-    "id",
-    "campaign_id",
-    "name",
-    "label",
-    "description",
-    "action",
-    "status_detail",
-    "delay_s",
-    "active",
-    "hidden",
-    "auto_add",
-    "created_at",
-    "updated_at",
-)
+DICTIONARY_ENTRY_FIELDS = ("id", "campaign_id", *ENTRY_FIELDS, "created_at", "updated_at")
 DICTIONARY_ENTRY = obj(
     {
         **_DICTIONARY_FIELDS,
