@@ -292,20 +292,9 @@ async def apply_pending(
         return None
     if strategy is None:
         strategy = await _strategy_of(conn, contact["campaign_id"])
-    history: list[PastAttempt] = []
-    attempt: PastAttempt | None = None
-    for h in await conn.fetch(query("contact_history"), contact["id"]):
-        past = PastAttempt(
-            step=h["step"] if h["step"] is not None else 0,
-            channel=h["channel"],
-            phone_slot=h["phone_slot"],
-            number=h["number"],
-            outcome=h["outcome"],
-            started_at=h["created_at"],
-        )
-        history.append(past)
-        if h["id"] == row["attempt_id"]:
-            attempt = past
+    rows = await store.contact_history(conn, contact["id"])
+    history = [past for _, past in rows]
+    attempt = next((past for id_, past in rows if id_ == str(row["attempt_id"])), None)
     if attempt is None:  # pragma: no cover - applied only once the call has ended
         raise Conflict("the call has not ended yet", code="call_in_progress")
     entry = entry_of(row)

@@ -67,18 +67,7 @@ async def apply_decision(conn: Any, contact_id: int, decision: Decision) -> None
 
 
 async def history(conn: Any, contact_id: int) -> list[PastAttempt]:
-    rows = await conn.fetch(query("contact_history"), contact_id)
-    return [
-        PastAttempt(
-            step=row["step"] if row["step"] is not None else 0,
-            channel=row["channel"],
-            phone_slot=row["phone_slot"],
-            number=row["number"],
-            outcome=row["outcome"],
-            started_at=row["created_at"],
-        )
-        for row in rows
-    ]
+    return [past for _, past in await store.contact_history(conn, contact_id)]
 
 
 async def record_call(

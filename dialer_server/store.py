@@ -8,6 +8,7 @@ from typing import Any
 
 from .db import query
 from .originate import CallResult
+from .strategy import PastAttempt
 
 
 async def upsert_campaign(
@@ -216,3 +217,21 @@ async def add_do_not_call(
     conn: Any, number: str, *, campaign_id: int | None = None, reason: str | None = None
 ) -> None:
     await conn.execute(query("add_do_not_call"), campaign_id, number, reason)
+
+
+async def contact_history(conn: Any, contact_id: int) -> list[tuple[str, PastAttempt]]:
+    """The contact's ended attempts, oldest first: (attempt id, what the strategy sees)."""
+    return [
+        (
+            str(row["id"]),
+            PastAttempt(
+                step=row["step"] if row["step"] is not None else 0,
+                channel=row["channel"],
+                phone_slot=row["phone_slot"],
+                number=row["number"],
+                outcome=row["outcome"],
+                started_at=row["created_at"],
+            ),
+        )
+        for row in await conn.fetch(query("contact_history"), contact_id)
+    ]
