@@ -14,27 +14,79 @@ VENV=${DIALER_VENV:-$ROOT/.venv}
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Stack names pick non-overlapping default ports, so a test stack runs beside
-# a demo stack. Every value can be overridden from the environment.
+# Port slots: the default ports of a stack. "demo" is slot 0 and "test" slot 1
+# (ports that docs, users and the test suite rely on); any other name takes
+# STACK_PORT_SLOT, 2 by default (the benchmarks' "bench"), and keeps the slot
+# it was started on (see stack_slot). Slot s = 5r + g (g 0-4, r 0-1) moves
+# slot 0's signalling ports up by 10000 g + 200 r and gets the 2,000 RTP ports
+# from 10000 (g + 1) + 2000 r (1,000 calls of two ports each): every slot of
+# 0-9 stays below 65536 and shares no port with another (`scripts/stack ports`
+# prints them all and checks it).
+STACK_SLOTS=10
+
+# Sets SLOT_<NAME>_PORT (and SLOT_RTP_START/END) to slot $1's defaults.
+slot_ports() {
+    local slot=$1
+    local g=$((slot % 5)) r=$((slot / 5))
+    local offset=$((g * 10000 + r * 200))
+    SLOT_PG_PORT=$((55432 + slot))
+    SLOT_AMI_PORT=$((5038 + offset))
+    SLOT_SIP_PORT=$((5060 + offset))
+    # sipp's far end; the agents of agent-mode tests take SIPP_PORT + 5..8.
+    SLOT_SIPP_PORT=$((5070 + offset))
+    # sipp's RTP: the far end's at +0 and +2, the agents' from +100.
+    SLOT_SIPP_MEDIA_PORT=$((6000 + offset))
+    SLOT_SIPP_CONTROL_PORT=$((8888 + offset))
+    SLOT_HTTP_PORT=$((8080 + offset))
+    SLOT_RTP_START=$((10000 * (g + 1) + 2000 * r))
+    SLOT_RTP_END=$((SLOT_RTP_START + 1999))
+}
+
+# The port slot of stack $1: demo 0 and test 1; any other name STACK_PORT_SLOT,
+# else the slot it was last started on ($STATE_DIR/slot), else 2.
+stack_slot() {
+    case "$1" in
+        demo) echo 0; return ;;
+        test) echo 1; return ;;
+    esac
+    local slot=${STACK_PORT_SLOT:-}
+    [ -n "$slot" ] || slot=$(cat "$STATE_DIR/slot" 2>/dev/null || echo 2)
+    if ! [[ $slot =~ ^[0-9]{1,4}$ ]] || [ "$((10#$slot))" -ge "$STACK_SLOTS" ]; then
+        die "STACK_PORT_SLOT=$slot: a port slot is 0 to $((STACK_SLOTS - 1)) (see scripts/stack ports)"
+    fi
+    echo "$((10#$slot))"
+}
+
+# Every value can be overridden from the environment (PG_PORT=...). What
+# `scripts/stack env` exported for another stack (STACK_ENV_OF=name:slot) is
+# not taken for this one: a shell that evaluated the demo's settings must not
+# put a second stack on the demo's ports (`unset STACK_ENV_OF` to override a
+# port of a second stack from such a shell).
 stack_defaults() {
     STACK_NAME=${STACK_NAME:-demo}
-    case "$STACK_NAME" in
-        demo) local base=0 ;;
-        test) local base=1 ;;
-        *) local base=${STACK_PORT_SLOT:-2} ;;
-    esac
-    PG_PORT=${PG_PORT:-$((55432 + base))}
-    AMI_PORT=${AMI_PORT:-$((5038 + base * 10000))}
-    SIP_PORT=${SIP_PORT:-$((5060 + base * 10000))}
-    SIPP_PORT=${SIPP_PORT:-$((5070 + base * 10000))}
-    SIPP_MEDIA_PORT=${SIPP_MEDIA_PORT:-$((6000 + base * 10000))}
-    SIPP_CONTROL_PORT=${SIPP_CONTROL_PORT:-$((8888 + base * 10000))}
-    RTP_START=${RTP_START:-$((30000 + base * 10000))}
-    RTP_END=${RTP_END:-$((RTP_START + 8000))}
-    HTTP_PORT=${HTTP_PORT:-$((8080 + base * 10000))}
+    STATE_DIR=${STACK_STATE_DIR:-/var/tmp/dialer-stack/$STACK_NAME}
+    local other=${STACK_ENV_OF:-}
+    if [ -n "$other" ] && [ "${other%%:*}" != "$STACK_NAME" ]; then
+        if [ -n "${PG_PORT:-}${SIP_PORT:-}${SIPP_PORT:-}${SIPP_MEDIA_PORT:-}${SIPP_CONTROL_PORT:-}" ]; then
+            log "ignoring the ports of stack '${other%%:*}' in the environment (scripts/stack env)"
+        fi
+        unset PG_PORT SIP_PORT SIPP_PORT SIPP_MEDIA_PORT SIPP_CONTROL_PORT
+        [ "${STACK_PORT_SLOT:-}" != "${other#*:}" ] || unset STACK_PORT_SLOT
+    fi
+    STACK_PORT_SLOT=$(stack_slot "$STACK_NAME") || exit 1
+    STACK_ENV_OF=$STACK_NAME:$STACK_PORT_SLOT
+    slot_ports "$STACK_PORT_SLOT"
+    PG_PORT=${PG_PORT:-$SLOT_PG_PORT}
+    AMI_PORT=${AMI_PORT:-$SLOT_AMI_PORT}
+    SIP_PORT=${SIP_PORT:-$SLOT_SIP_PORT}
+    SIPP_PORT=${SIPP_PORT:-$SLOT_SIPP_PORT}
+    SIPP_MEDIA_PORT=${SIPP_MEDIA_PORT:-$SLOT_SIPP_MEDIA_PORT}
+    SIPP_CONTROL_PORT=${SIPP_CONTROL_PORT:-$SLOT_SIPP_CONTROL_PORT}
+    RTP_START=${RTP_START:-$SLOT_RTP_START}
+    RTP_END=${RTP_END:-$((RTP_START + 1999))}
+    HTTP_PORT=${HTTP_PORT:-$SLOT_HTTP_PORT}
     AMI_USERNAME=${AMI_USERNAME:-dialer}
     AMI_SECRET=${AMI_SECRET:-dialer-secret}
-    STATE_DIR=${STACK_STATE_DIR:-/var/tmp/dialer-stack/$STACK_NAME}
     # Asterisk runs chrooted, so its per-stack files live inside the rootfs.
     AST_INSTANCE=/dialer-stacks/$STACK_NAME
     if [ -n "${DATABASE_URL:-}" ]; then
