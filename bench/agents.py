@@ -44,13 +44,13 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dialer_server import store  # noqa: E402
-from dialer_server.agent_stats import AgentStats, agent_stats  # noqa: E402
+from dialer_server.campaigns.agent_stats import AgentStats, agent_stats  # noqa: E402
 from dialer_server.config import Config, load_config  # noqa: E402
 from dialer_server.daemon import Daemon  # noqa: E402
-from dialer_server.migrations import migrate  # noqa: E402
-from dialer_server.strategy import parse_strategy, strategy_to_dict  # noqa: E402
-from tests.agents import QUEUE, SippAgents, TalkTime, seed_call_history  # noqa: E402
+from dialer_server.db.migrations import migrate  # noqa: E402
+from dialer_server.engine import store  # noqa: E402
+from dialer_server.engine.strategy import parse_strategy, strategy_to_dict  # noqa: E402
+from tests.support.sipp_agents import QUEUE, SippAgents, TalkTime, seed_call_history  # noqa: E402
 
 ANSWERS = "12025550261"
 RINGS_OUT = "12025550181"

@@ -26,10 +26,10 @@ import panoramisk
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dialer_server import store  # noqa: E402
 from dialer_server.config import load_config  # noqa: E402
 from dialer_server.daemon import Daemon  # noqa: E402
-from dialer_server.strategy import parse_strategy, strategy_to_dict  # noqa: E402
+from dialer_server.engine import store  # noqa: E402
+from dialer_server.engine.strategy import parse_strategy, strategy_to_dict  # noqa: E402
 
 ONE_CALL = {
     "name": "bench-one-call",

@@ -35,12 +35,12 @@ import phonenumbers
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dialer_server import store  # noqa: E402
 from dialer_server.config import load_config  # noqa: E402
-from dialer_server.contact_import import import_contacts, read_csv  # noqa: E402
-from dialer_server.contact_rows import RowValidator  # noqa: E402
-from dialer_server.migrations import migrate  # noqa: E402
-from dialer_server.strategy import parse_strategy, strategy_to_dict  # noqa: E402
+from dialer_server.contacts.importer import import_contacts, read_csv  # noqa: E402
+from dialer_server.contacts.rows import RowValidator  # noqa: E402
+from dialer_server.db.migrations import migrate  # noqa: E402
+from dialer_server.engine import store  # noqa: E402
+from dialer_server.engine.strategy import parse_strategy, strategy_to_dict  # noqa: E402
 
 ONE_CALL = {
     "name": "bench-import",

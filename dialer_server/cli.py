@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, db
+from . import __version__
 from .config import Config, load_config, parse_api_tokens
+from .db.pool import create_pool, redact_url
 from .errors import ConfigError, DialerError
-from .logs import setup_logging
+from .observability.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _migrate(config: Config) -> None:
-    from .migrations import migrate
+    from .db.migrations import migrate
 
-    pool = await db.connect(config.database)
+    pool = await create_pool(config.database)
     try:
         async with pool.acquire() as conn:
             applied = await migrate(conn)
@@ -117,9 +118,9 @@ def _add_import_parser(sub: Any) -> None:
 
 
 async def _import(config: Config, args: argparse.Namespace) -> int:
-    from .contact_import import run_import_command
+    from .contacts.importer import run_import_command
 
-    pool = await db.connect(config.database)
+    pool = await create_pool(config.database)
     try:
         return await run_import_command(
             pool,
@@ -155,9 +156,9 @@ def _add_campaign_parser(sub: Any) -> None:
 
 
 async def _campaign(config: Config, args: argparse.Namespace, out: Any) -> int:
-    from . import campaigns
+    from .campaigns import operations as campaigns
 
-    pool = await db.connect(config.database)
+    pool = await create_pool(config.database)
     try:
         async with pool.acquire() as conn, conn.transaction():
             if args.action == "list":
@@ -281,7 +282,7 @@ def _print_config(config: Config) -> None:
                 # Names and scopes only: the tokens are secrets.
                 shown = ", ".join(f"{t.name}:***:{t.scope}" for t in parse_api_tokens(value))
             if key == "url":
-                shown = db._redact(str(value))
+                shown = redact_url(str(value))
             print(f"{key} = {shown!r}")
         print()
 

@@ -22,21 +22,23 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from . import db, store
-from .agents import AgentRoster
-from .ami import AmiClient
+from .api.app import Services, create_app
 from .config import Config
-from .drop_folder import DropFolder
+from .contacts.drop_folder import DropFolder
+from .db.migrations import migrate
+from .db.outage import Outage
+from .db.pool import create_pool
+from .engine import store
+from .engine.instance import Instance
+from .engine.scheduler import Scheduler
+from .engine.strategy import load_strategies_dir, strategy_to_dict
 from .errors import DialerError
-from .instance import Instance
-from .metrics import Metrics
-from .migrations import migrate
-from .originate import CallTracker
-from .scheduler import Scheduler
-from .sms import build_provider
-from .stats import StatsRefresher
-from .strategy import load_strategies_dir, strategy_to_dict
-from .web import Services, create_app
+from .observability.metrics import Metrics
+from .observability.stats import StatsRefresher
+from .telephony.ami import AmiClient
+from .telephony.originate import CallTracker
+from .telephony.roster import AgentRoster
+from .telephony.sms import build_provider
 from .webhooks import WebhookSender, record_events
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class Daemon:
         # Set once the scheduler has drained: what calls need stops then.
         self.shutdown_event = asyncio.Event()
         self.metrics = Metrics()
+        # PostgreSQL's availability as every part of the daemon sees it.
+        self.outage = Outage(self.metrics.db_up)
         self.ami = AmiClient(config.ami)
         self.ami.on_state_change(self.metrics.ami_state_changed)
         self.ami.observe_actions(self.metrics)
@@ -69,7 +73,7 @@ class Daemon:
 
     async def run(self) -> None:
         """Run until stopped; raise DialerError when a part fails for good."""
-        self.pool = await db.connect(self.config.database)
+        self.pool = await create_pool(self.config.database)
         try:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
@@ -92,6 +96,7 @@ class Daemon:
                 instance=self.instance,
                 metrics=self.metrics,
                 roster=self.roster,
+                outage=self.outage,
             )
             tasks = [
                 asyncio.create_task(self.ami.run(self.shutdown_event), name="ami"),
@@ -100,22 +105,26 @@ class Daemon:
                 # Follows the queues while calls drain: their agents' calls end then too.
                 asyncio.create_task(self.roster.run(self.shutdown_event), name="agents"),
                 asyncio.create_task(
-                    StatsRefresher(self.pool, self.metrics, self.config.dialing.trunk).run(
-                        self.shutdown_event
-                    ),
+                    StatsRefresher(
+                        self.pool, self.metrics, self.config.dialing.trunk, outage=self.outage
+                    ).run(self.shutdown_event),
                     name="stats",
                 ),
                 asyncio.create_task(
                     # Sends on while the scheduler drains: its last results are events too.
                     WebhookSender(
-                        self.pool, self.config.webhooks, self.config.database, self.metrics
+                        self.pool,
+                        self.config.webhooks,
+                        self.config.database,
+                        self.metrics,
+                        outage=self.outage,
                     ).run(self.shutdown_event),
                     name="webhooks",
                 ),
             ]
             if self.config.import_.drop_dir:
                 # The drop folder is optional: off unless [import] drop_dir is set.
-                drop_folder = DropFolder(self.pool, self.config.import_)
+                drop_folder = DropFolder(self.pool, self.config.import_, outage=self.outage)
                 tasks.append(
                     asyncio.create_task(drop_folder.run(self.stop_event), name="drop-folder")
                 )
@@ -137,7 +146,13 @@ class Daemon:
 
     async def _start_http(self) -> None:
         app = create_app(
-            Services(pool=self.pool, ami=self.ami, metrics=self.metrics, config=self.config)
+            Services(
+                pool=self.pool,
+                ami=self.ami,
+                metrics=self.metrics,
+                config=self.config,
+                outage=self.outage,
+            )
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()

@@ -13,13 +13,14 @@ import contextlib
 import dataclasses
 from typing import Any, TextIO
 
-from . import db, store
-from .ami import AmiClient
 from .config import Config
+from .db.migrations import migrate
+from .db.pool import create_pool
+from .engine import store
 from .errors import DialerError
-from .migrations import migrate
-from .originate import CallRequest, CallResult, CallTracker
-from .outcomes import Outcome
+from .telephony.ami import AmiClient
+from .telephony.originate import CallRequest, CallResult, CallTracker
+from .telephony.outcomes import Outcome
 
 # Shortest ring timeout regulations allow; the no-answer call rings this long.
 DEMO_RING_TIMEOUT_S = 15
@@ -44,7 +45,7 @@ DEMO_CALLS = (
 
 async def run_demo(config: Config, out: TextIO) -> bool:
     """Place the demo calls, print what happened; True if every outcome was as expected."""
-    pool = await db.connect(config.database)
+    pool = await create_pool(config.database)
     ami = AmiClient(config.ami)
     tracker = CallTracker()
     ami.subscribe(tracker.handle_event)

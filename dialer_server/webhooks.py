@@ -39,9 +39,11 @@ import asyncpg
 
 from . import __version__
 from .config import DatabaseConfig, WebhooksConfig
-from .db import query
-from .metrics import Metrics
-from .scheduler import TRANSIENT_DB_ERRORS
+from .db.outage import SESSION_ERRORS, TRANSIENT_ERRORS, Outage
+from .db.queries import queries_of
+from .observability.metrics import Metrics
+
+query = queries_of(__name__)
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +182,7 @@ class WebhookSender:
         config: WebhooksConfig,
         database: DatabaseConfig | None = None,
         metrics: Metrics | None = None,
+        outage: Outage | None = None,
     ) -> None:
         """``database``: where to LISTEN (None: poll only)."""
         self.pool = pool
@@ -194,7 +197,7 @@ class WebhookSender:
         # Results whose write failed (PostgreSQL away): written before new work.
         self._unsaved: list[Delivery] = []
         self._next_cleanup = 0.0
-        self._db_down_since: float | None = None
+        self.outage = outage if outage is not None else Outage()
         self._crm_failing = False
         self._random = random.Random()
         # Events this sender delivered, and deliveries that failed (for metrics).
@@ -220,14 +223,14 @@ class WebhookSender:
                 await self._listen()
                 if await self._step(session):
                     db_delay = 0.2
-                    self._db_back()
+                    self.outage.back()
                     continue  # something was due: look again at once
                 await self._cleanup()
                 idle_s = await self._idle_s()
                 db_delay = 0.2
-                self._db_back()
-            except TRANSIENT_DB_ERRORS as exc:
-                self._db_down(exc)
+                self.outage.back()
+            except TRANSIENT_ERRORS as exc:
+                self.outage.down(exc, component="webhooks")
                 idle_s, db_delay = db_delay, min(db_delay * 2, DB_RETRY_MAX_S)
             except Exception:
                 # A bug or a bad row must not stop the daemon: log it loudly, go on.
@@ -375,7 +378,7 @@ class WebhookSender:
                 await asyncio.wait_for(conn.fetchval("SELECT 1"), LISTEN_CHECK_TIMEOUT_S)
                 self._listen_checked_at = time.monotonic()
                 return
-            except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError) as exc:
+            except SESSION_ERRORS as exc:
                 logger.debug("webhook LISTEN session lost: %s", exc, extra={"action": "webhook"})
         await self._unlisten()
         if time.monotonic() < self._listen_retry_at:
@@ -389,7 +392,7 @@ class WebhookSender:
             except BaseException:
                 await conn.close()
                 raise
-        except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError) as exc:
+        except SESSION_ERRORS as exc:
             self._listen_retry_at = time.monotonic() + self._listen_delay
             self._listen_delay = min(self._listen_delay * 2, DB_RETRY_MAX_S)
             logger.debug("webhook LISTEN unavailable: %s", exc, extra={"action": "webhook"})
@@ -428,24 +431,6 @@ class WebhookSender:
                 _origin(self.config.url),
                 extra={"action": "webhook"},
             )
-
-    def _db_down(self, exc: BaseException) -> None:
-        if self._db_down_since is None:
-            self._db_down_since = time.monotonic()
-            logger.warning(
-                "webhooks: database unavailable, retrying: %s",
-                str(exc) or type(exc).__name__,
-                extra={"action": "database"},
-            )
-
-    def _db_back(self) -> None:
-        if self._db_down_since is not None:
-            logger.info(
-                "webhooks: database available again after %.1f s",
-                time.monotonic() - self._db_down_since,
-                extra={"action": "database"},
-            )
-            self._db_down_since = None
 
 
 def _origin(url: str) -> str:

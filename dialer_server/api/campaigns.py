@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import campaigns
-from ..agent_stats import agent_stats
+from ..campaigns import operations as campaigns
+from ..campaigns.agent_stats import agent_stats
 from ..errors import InvalidInput
-from . import schemas as s
+from ..states import CAMPAIGN_STATES
 from .auth import TOKEN_NAME
 from .common import (
     Operation,
@@ -27,13 +27,15 @@ from .common import (
     respond,
     transaction,
 )
+from .schemas import campaigns as schemas
+from .schemas import common as s
 
 logger = logging.getLogger(__name__)
 
 
 def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in s.CAMPAIGN_FIELDS:
+    for key in schemas.CAMPAIGN_FIELDS:
         if key == "strategy":
             out[key] = (
                 {
@@ -53,14 +55,14 @@ def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def create_campaign(request: web.Request) -> web.Response:
-    body = await read_json(request, s.CAMPAIGN_CREATE)
+    body = await read_json(request, schemas.CAMPAIGN_CREATE)
     async with transaction(request) as conn:
         campaign = await campaigns.create(conn, body)
     return respond(campaign_json(campaign), status=201)
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
-    state = query_text(request, "state", choices=campaigns.STATES)
+    state = query_text(request, "state", choices=CAMPAIGN_STATES)
     after, limit = page(request)
     async with transaction(request) as conn:
         rows = await campaigns.list_campaigns(conn, state=state, after=after, limit=limit)
@@ -77,7 +79,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 async def update_campaign(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
-    body = await read_json(request, s.CAMPAIGN_UPDATE)
+    body = await read_json(request, schemas.CAMPAIGN_UPDATE)
     async with transaction(request) as conn:
         campaign = await campaigns.update(conn, campaign_id, body)
     return respond(campaign_json(campaign))
@@ -186,7 +188,7 @@ OPERATIONS = [
         "createCampaign",
         "Create a campaign (stopped)",
         "campaigns",
-        body=s.json_body(s.CAMPAIGN_CREATE),
+        body=s.json_body(schemas.CAMPAIGN_CREATE),
         responses={
             "201": s.linked(
                 s.ok(s.ref("Campaign"), "Created"), _campaign_links("$response.body#/id")
@@ -204,7 +206,7 @@ OPERATIONS = [
         "List campaigns",
         "campaigns",
         parameters=(
-            s.query_param("state", {"type": "string", "enum": list(campaigns.STATES)}),
+            s.query_param("state", {"type": "string", "enum": list(CAMPAIGN_STATES)}),
             *s.PAGE_PARAMS,
         ),
         responses={"200": s.ok(s.ref("CampaignPage")), **s.errors("401", "422", "503")},
@@ -227,7 +229,7 @@ OPERATIONS = [
         "Change a campaign's settings",
         "campaigns",
         parameters=(s.CAMPAIGN_ID,),
-        body=s.json_body(s.CAMPAIGN_UPDATE),
+        body=s.json_body(schemas.CAMPAIGN_UPDATE),
         responses={
             "200": s.ok(s.ref("Campaign")),
             **s.errors("400", "401", "403", "404", "409", "413", "415", "422", "503"),

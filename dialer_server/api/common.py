@@ -18,6 +18,7 @@ import jsonschema
 from aiohttp import web
 
 from ..config import ApiToken, Config
+from ..db.outage import Outage
 from ..errors import InvalidInput, RequestError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,6 +62,8 @@ class ApiContext:
     pool: Any
     tokens: tuple[ApiToken, ...]
     config: Config
+    # The daemon's view of PostgreSQL's availability (db/outage.py).
+    outage: Outage = dataclasses.field(default_factory=Outage)
 
 
 CONTEXT = web.AppKey("api_context", ApiContext)

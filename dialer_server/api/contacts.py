@@ -11,9 +11,12 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .. import campaigns, contact_import, contacts, export
+from ..campaigns import export
+from ..campaigns import operations as campaigns
+from ..contacts import importer as contact_import
+from ..contacts import operations as contacts
 from ..errors import DialerError, InvalidInput, NotFound
-from . import schemas as s
+from ..states import CONTACT_STATES, STATUSES
 from .common import (
     MAX_FILE_BYTES,
     MAX_JSON_BYTES,
@@ -32,17 +35,19 @@ from .common import (
     respond,
     transaction,
 )
+from .schemas import common as s
+from .schemas import contacts as schemas
 
 XLSX_TYPES = frozenset({export.XLSX_MEDIA_TYPE})
 CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv"})
 
 
 def contact_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: row[key] for key in s.CONTACT_FIELDS}
+    return {key: row[key] for key in schemas.CONTACT_FIELDS}
 
 
 def attempt_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: row[key] for key in s.ATTEMPT_FIELDS}
+    return {key: row[key] for key in schemas.ATTEMPT_FIELDS}
 
 
 def report_json(report: contact_import.ImportReport) -> dict[str, Any]:
@@ -77,7 +82,9 @@ async def _import(
 async def upload_contacts(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
     # Text a row cannot store rejects that row, not the batch: the import checks it.
-    body = await read_json(request, s.CONTACTS_BATCH, limit=MAX_JSON_BYTES, check_strings=False)
+    body = await read_json(
+        request, schemas.CONTACTS_BATCH, limit=MAX_JSON_BYTES, check_strings=False
+    )
     # Rows are judged one by one by the import (an absent or null field is an
     # empty cell, as in a CSV file): a bad row never refuses the others.
     return await _import(
@@ -157,8 +164,8 @@ def _file_name(media_type: str, filename: str) -> str:
 async def list_contacts(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
     filters = {
-        "state": query_text(request, "state", choices=contacts.CONTACT_STATES),
-        "status": query_text(request, "status", choices=contacts.STATUSES),
+        "state": query_text(request, "state", choices=CONTACT_STATES),
+        "status": query_text(request, "status", choices=STATUSES),
         "status_detail": query_text(request, "status_detail"),
         "phone": query_text(request, "phone", max_len=28),
     }
@@ -185,7 +192,7 @@ async def get_contact_by_external_id(request: web.Request) -> web.Response:
 
 async def update_contact(request: web.Request) -> web.Response:
     contact_id = path_id(request, "contact_id")
-    body = await read_json(request, s.CONTACT_UPDATE)
+    body = await read_json(request, schemas.CONTACT_UPDATE)
     async with transaction(request) as conn:
         row = await contacts.update(conn, contact_id, body)
     return respond(contact_json(row))
@@ -200,7 +207,7 @@ async def cancel_contact(request: web.Request) -> web.Response:
 
 async def reschedule_contact(request: web.Request) -> web.Response:
     contact_id = path_id(request, "contact_id")
-    body = await _optional_json(request, s.RESCHEDULE)
+    body = await _optional_json(request, schemas.RESCHEDULE)
     at = _when(body.get("at"))
     async with transaction(request) as conn:
         row = await contacts.reschedule(conn, contact_id, at=at, step=body.get("step"))
@@ -289,7 +296,7 @@ OPERATIONS = [
         "Import contacts given as JSON rows",
         "contacts",
         parameters=(s.CAMPAIGN_ID,),
-        body=s.json_body(s.CONTACTS_BATCH),
+        body=s.json_body(schemas.CONTACTS_BATCH),
         responses={
             "200": s.ok(s.ref("ImportReport"), "Imported: rejected lists each bad row"),
             **s.errors(*_WRITE_ERRORS),
@@ -331,8 +338,8 @@ OPERATIONS = [
         "contacts",
         parameters=(
             s.CAMPAIGN_ID,
-            s.query_param("state", {"type": "string", "enum": list(contacts.CONTACT_STATES)}),
-            s.query_param("status", {"type": "string", "enum": list(contacts.STATUSES)}),
+            s.query_param("state", {"type": "string", "enum": list(CONTACT_STATES)}),
+            s.query_param("status", {"type": "string", "enum": list(STATUSES)}),
             s.query_param("status_detail", {"type": "string", "maxLength": 100}),
             s.query_param(
                 "phone",
@@ -371,7 +378,7 @@ OPERATIONS = [
         "Change a contact's phones, params or time zone",
         "contacts",
         parameters=(s.CONTACT_ID,),
-        body=s.json_body(s.CONTACT_UPDATE),
+        body=s.json_body(schemas.CONTACT_UPDATE),
         responses={"200": s.ok(s.ref("Contact")), **s.errors(*_WRITE_ERRORS)},
         description="Phones are checked and stored in E.164 (read with the campaign's "
         "default region); null empties a field (not phone1).",
@@ -396,7 +403,7 @@ OPERATIONS = [
         "Reopen a contact for redial, from the start or at a strategy step",
         "contacts",
         parameters=(s.CONTACT_ID,),
-        body=s.json_body(s.RESCHEDULE, required=False),
+        body=s.json_body(schemas.RESCHEDULE, required=False),
         responses={
             "200": s.ok(s.ref("Contact")),
             **s.errors(*_WRITE_ERRORS, "409"),

@@ -10,19 +10,20 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import dispositions, status_dictionary
+from ..campaigns import dispositions, status_dictionary
 from ..errors import InvalidInput
-from . import schemas as s
 from .common import Operation, check_text, path_id, query_bool, read_json, respond, transaction
 from .contacts import contact_json
+from .schemas import common as s
+from .schemas import dispositions as schemas
 
 
 def entry_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: row[key] for key in s.DICTIONARY_ENTRY_FIELDS}
+    return {key: row[key] for key in schemas.DICTIONARY_ENTRY_FIELDS}
 
 
 def disposition_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: row[key] for key in s.DISPOSITION_FIELDS}
+    return {key: row[key] for key in schemas.DISPOSITION_FIELDS}
 
 
 def _campaign(request: web.Request) -> int | None:
@@ -48,7 +49,9 @@ async def list_entries(request: web.Request) -> web.Response:
 
 async def create_entry(request: web.Request) -> web.Response:
     campaign_id = _campaign(request)
-    schema = s.DICTIONARY_CREATE if campaign_id is None else s.CAMPAIGN_DICTIONARY_CREATE
+    schema = (
+        schemas.DICTIONARY_CREATE if campaign_id is None else schemas.CAMPAIGN_DICTIONARY_CREATE
+    )
     body = await read_json(request, schema)
     async with transaction(request) as conn:
         row = await status_dictionary.create_entry(conn, campaign_id, body)
@@ -64,7 +67,9 @@ async def get_entry(request: web.Request) -> web.Response:
 
 async def update_entry(request: web.Request) -> web.Response:
     campaign_id = _campaign(request)
-    schema = s.DICTIONARY_UPDATE if campaign_id is None else s.CAMPAIGN_DICTIONARY_UPDATE
+    schema = (
+        schemas.DICTIONARY_UPDATE if campaign_id is None else schemas.CAMPAIGN_DICTIONARY_UPDATE
+    )
     body = await read_json(request, schema)
     async with transaction(request) as conn:
         row = await status_dictionary.update_entry(conn, campaign_id, _name(request), body)
@@ -106,7 +111,7 @@ def _callback_at(text: str | None) -> datetime | None:
 
 async def set_disposition(request: web.Request) -> web.Response:
     attempt_id = _attempt_id(request)
-    body = await read_json(request, s.DISPOSITION_SET)
+    body = await read_json(request, schemas.DISPOSITION_SET)
     callback_at = _callback_at(body.get("callback_at"))
     async with transaction(request) as conn:
         disposition, contact = await dispositions.set_disposition(
@@ -154,8 +159,8 @@ def _dictionary_operations(scope: str) -> list[Operation]:
     ids = (s.CAMPAIGN_ID,) if campaign else ()
     which = "the campaign's" if campaign else "the global"
     suffix = "CampaignDisposition" if campaign else "GlobalDisposition"
-    create = s.CAMPAIGN_DICTIONARY_CREATE if campaign else s.DICTIONARY_CREATE
-    update = s.CAMPAIGN_DICTIONARY_UPDATE if campaign else s.DICTIONARY_UPDATE
+    create = schemas.CAMPAIGN_DICTIONARY_CREATE if campaign else schemas.DICTIONARY_CREATE
+    update = schemas.CAMPAIGN_DICTIONARY_UPDATE if campaign else schemas.DICTIONARY_UPDATE
     read_errors = ("401", "404", "422", "503") if campaign else ("401", "422", "503")
     return [
         Operation(
@@ -243,7 +248,7 @@ OPERATIONS = [
         "Set the disposition of an answered call (an agent's result)",
         "dispositions",
         parameters=(_ATTEMPT_ID,),
-        body=s.json_body(s.DISPOSITION_SET),
+        body=s.json_body(schemas.DISPOSITION_SET),
         responses={"201": s.ok(s.ref("DispositionSet"), "Set"), **s.errors(*_WRITE, "409")},
         description="status: an active entry of the campaign's dictionary (422 otherwise). "
         "Set after the call ended, it changes the contact at once; set while the call is "

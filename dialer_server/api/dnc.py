@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import do_not_call
+from ..campaigns import do_not_call
 from ..errors import InvalidInput
-from . import schemas as s
 from .common import (
     Operation,
     page,
@@ -18,6 +17,8 @@ from .common import (
     respond,
     transaction,
 )
+from .schemas import common as s
+from .schemas import dnc as schemas
 
 
 def _campaign(request: web.Request) -> int | None:
@@ -36,7 +37,7 @@ def _region(request: web.Request) -> str | None:
 
 async def add_numbers(request: web.Request) -> web.Response:
     campaign_id = _campaign(request)
-    body = await read_json(request, s.DNC_ADD)
+    body = await read_json(request, schemas.DNC_ADD)
     async with transaction(request) as conn:
         numbers, added = await do_not_call.add(
             conn,
@@ -106,7 +107,7 @@ def _operations(scope: str) -> list[Operation]:
             f"Add numbers to {which} do-not-call list",
             "dnc",
             parameters=ids,
-            body=s.json_body(s.DNC_ADD),
+            body=s.json_body(schemas.DNC_ADD),
             responses={
                 "200": s.ok(s.ref("DncAdded"), "numbers: all in E.164; added: those new"),
                 **s.errors("400", "401", "403", *not_found, "413", "415", "422", "503"),

@@ -13,9 +13,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from ..db.outage import TRANSIENT_ERRORS
+from ..engine.strategy import StrategyError
 from ..errors import Conflict, InvalidInput, NotFound, RequestError
-from ..strategy import StrategyError
-from .common import BadRequest, Handler, PayloadTooLarge, UnsupportedMediaType
+from .common import CONTEXT, BadRequest, Handler, PayloadTooLarge, UnsupportedMediaType
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +37,6 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-# PostgreSQL is away: the request may work again later.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
 
 
 def error_response(
@@ -87,10 +80,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = 409 if isinstance(exc, asyncpg.UniqueViolationError) else 422
         code = "conflict" if status == 409 else "invalid_data"
         return error_response(status, code, f"the database refused the data: {exc}")
-    except _UNAVAILABLE as exc:
-        logger.warning(
-            "database unavailable: %s", exc, extra={"action": "api", "path": request.path}
-        )
+    except TRANSIENT_ERRORS as exc:
+        # PostgreSQL is away: the request may work again later.
+        request.app[CONTEXT].outage.down(exc, component="api")
         return error_response(
             503, "unavailable", "the database is unavailable, try again", None, {"Retry-After": "5"}
         )

@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from . import schemas as s
 from .common import Operation
+from .schemas import COMPONENTS
+from .schemas import common as s
 
 # The probes are served by web.py; they are documented here with the rest.
 _PROBES: dict[str, Any] = {
@@ -113,7 +114,7 @@ def build_document(operations: Sequence[Operation]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**s.COMPONENTS, "Readiness": _READINESS},
+            "schemas": {**COMPONENTS, "Readiness": _READINESS},
             "responses": s.error_components(),
         },
     }

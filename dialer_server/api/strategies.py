@@ -11,10 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import campaigns
-from ..strategy import NAME_PATTERN
-from . import schemas as s
+from ..campaigns import operations as campaigns
+from ..engine.strategy import NAME_PATTERN
 from .common import Operation, path_text, read_json, respond, transaction
+from .schemas import common as s
+from .schemas import strategies as schemas
 
 _FIELDS = ("id", "name", "version", "created_at", "definition")
 
@@ -38,7 +39,7 @@ def _version(request: web.Request) -> int:
 
 
 async def create_strategy(request: web.Request) -> web.Response:
-    body = await read_json(request, s.STRATEGY_DEFINITION)
+    body = await read_json(request, schemas.STRATEGY_DEFINITION)
     async with transaction(request) as conn:
         stored = await campaigns.create_strategy(conn, body)
     return respond(strategy_json(stored), status=201)
@@ -66,7 +67,7 @@ async def get_strategy_version(request: web.Request) -> web.Response:
 
 async def update_strategy(request: web.Request) -> web.Response:
     name = _name(request)
-    body = await read_json(request, s.STRATEGY_DEFINITION_UPDATE)
+    body = await read_json(request, schemas.STRATEGY_DEFINITION_UPDATE)
     async with transaction(request) as conn:
         row, created = await campaigns.update_strategy(conn, name, body)
     return respond(strategy_json(row), status=201 if created else 200)
@@ -93,7 +94,7 @@ OPERATIONS = [
         "createStrategy",
         "Store a new strategy (version 1 unless the body says)",
         "strategies",
-        body=s.json_body(s.STRATEGY_DEFINITION),
+        body=s.json_body(schemas.STRATEGY_DEFINITION),
         responses={
             "201": s.linked(s.ok(s.ref("Strategy"), "Created"), _LINKS),
             **s.errors(*_ERRORS_WRITE, "409"),
@@ -136,7 +137,7 @@ OPERATIONS = [
         "Store a new version of a strategy",
         "strategies",
         parameters=(_NAME,),
-        body=s.json_body(s.STRATEGY_DEFINITION_UPDATE),
+        body=s.json_body(schemas.STRATEGY_DEFINITION_UPDATE),
         responses={
             "200": s.ok(s.ref("Strategy"), "Same as the latest version: nothing stored"),
             "201": s.ok(s.ref("Strategy"), "A new version was stored"),

@@ -1,4 +1,5 @@
--- Webhooks to the CRM: the outbox the triggers of migration 0003 fill, and its senders.
+-- Webhooks to the CRM (webhooks.py): the outbox the triggers of migration 0003 fill,
+-- and its senders.
 
 -- name: set_webhooks_recording
 -- Whether the triggers record events: written by each daemon at start.

@@ -1,0 +1,109 @@
+"""The HTTP side of the daemon: health, readiness, metrics, and the API (/api/v1, /openapi.json)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ..config import Config, parse_api_tokens
+from ..db.outage import Outage
+from ..observability.metrics import Metrics
+from ..telephony.ami import AmiClient
+from . import campaigns, contacts, dispositions, dnc, strategies
+from .auth import auth_middleware
+from .common import CONTEXT, ApiContext, Operation
+from .errors import error_middleware
+from .openapi import DOCUMENT, build_document, openapi
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Services:
+    pool: Any
+    ami: AmiClient
+    metrics: Metrics
+    # The daemon's settings (the API's tokens among them); None: the defaults.
+    config: Config | None = None
+    # The daemon's view of PostgreSQL's availability (db/outage.py).
+    outage: Outage = dataclasses.field(default_factory=Outage)
+
+
+SERVICES = web.AppKey("services", Services)
+# A readiness probe that hangs is worse than one that says no.
+_DB_CHECK_TIMEOUT_S = 2.0
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application()
+    app[SERVICES] = services
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    add_routes(app, services)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to dial: PostgreSQL answers and the AMI connection is logged in."""
+    services = request.app[SERVICES]
+    checks: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(_DB_CHECK_TIMEOUT_S):
+            await services.pool.fetchval("SELECT 1")
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # any failure means "not ready", with the reason shown
+        checks["database"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+    ami = services.ami
+    checks["ami"] = {"ok": ami.connected, "state": ami.state.value}
+    if not ami.connected and ami.last_error:
+        checks["ami"]["error"] = ami.last_error
+    ready = all(c["ok"] for c in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICES].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+OPERATIONS: list[Operation] = [
+    *campaigns.OPERATIONS,
+    *strategies.OPERATIONS,
+    *contacts.OPERATIONS,
+    *dnc.OPERATIONS,
+    *dispositions.OPERATIONS,
+]
+
+
+def add_routes(app: web.Application, services: Services) -> None:
+    """Serve /api/v1 and /openapi.json on ``app``, with auth and JSON errors everywhere."""
+    config = services.config if services.config is not None else Config()
+    tokens = parse_api_tokens(config.api.tokens)
+    if not tokens:
+        logger.warning(
+            "no API tokens configured (api.tokens): every /api/v1 request is refused",
+            extra={"action": "api"},
+        )
+    app[CONTEXT] = ApiContext(
+        pool=services.pool, tokens=tokens, config=config, outage=services.outage
+    )
+    app[DOCUMENT] = build_document(OPERATIONS)
+    # The error middleware is outermost: it turns whatever the rest raise into JSON.
+    app.middlewares.extend([error_middleware, auth_middleware])
+    app.router.add_get("/openapi.json", openapi, allow_head=False)
+    for op in OPERATIONS:
+        app.router.add_route(op.method, op.route, op.handler, name=op.operation_id)

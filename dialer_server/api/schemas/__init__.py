@@ -1,0 +1,21 @@
+"""JSON Schemas of the API's bodies, used both to validate requests and in /openapi.json.
+
+One definition per shape, so the document cannot drift from what is checked: one
+module per resource (its request bodies, its responses and their COMPONENTS),
+``common.py`` for what they share. Request schemas are self-contained (no $ref):
+they are validated as they are. Response schemas live under components and are
+referenced by name.
+"""
+
+from __future__ import annotations
+
+from . import campaigns, common, contacts, dispositions, dnc, strategies
+
+COMPONENTS: dict[str, common.Schema] = {
+    "Error": common.ERROR,
+    **campaigns.COMPONENTS,
+    **strategies.COMPONENTS,
+    **contacts.COMPONENTS,
+    **dnc.COMPONENTS,
+    **dispositions.COMPONENTS,
+}

@@ -1,0 +1,236 @@
+"""Claiming due contacts: one transaction turns each into an attempt row, a plan or a final state.
+
+A claim takes the due contacts of one running campaign with one statement
+(``claim_due_contacts``: ``FOR UPDATE SKIP LOCKED`` over the partial index on the
+due time), so daemons sharing a database never take the same contact, and in the
+same transaction decides what each one is for:
+
+- an attempt row, written *before* its Originate goes out: after any crash the
+  database knows a call may exist (the caller dials it once the claim has
+  committed, and never sends it twice);
+- a later plan, when the contact's calling window is closed now;
+- a final state: a number on a do-not-call list, a campaign without a strategy,
+  a plan whose phone slot is empty.
+
+The claim first locks the campaign row and re-reads its state and line limit: a
+pause that has returned stops every claim after it, and ``max_concurrent_calls``
+holds across all daemons (their open calls are counted in the same transaction).
+A personal callback is claimed only while its agent is free, one per agent per
+claim (``one_call_per_agent``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..db.queries import queries_of
+from ..telephony.sms import render_text
+from . import results, store
+from .calling_window import HORIZON_DAYS, next_allowed, zones_for_contact
+from .slots import CampaignSlot
+from .strategy import Close, Decision, Dial, SendSms, Strategy, close_for, first_action
+
+query = queries_of(__name__)
+
+logger = logging.getLogger(__name__)
+
+# A contact whose campaign has no usable strategy cannot be dialled.
+ENGINE_ERROR = Close("not_connected", "failed", "$error")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A claimed attempt: its row is written, its call or SMS not yet sent."""
+
+    attempt_id: str
+    campaign_id: int
+    contact_id: int
+    channel: str
+    number: str
+    step: int
+    phone_slot: int
+    ring_timeout_s: int
+    text: str = ""
+    # A personal callback: dialled to this agent (queue member name).
+    agent: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """What a claim did: the attempts to send, and the final states it gave contacts."""
+
+    jobs: list[Job]
+    closed: list[str]
+
+
+async def claim(
+    conn: Any,
+    slot: CampaignSlot,
+    limit: int,
+    *,
+    now: datetime,
+    free_agents: Callable[[], Sequence[str]],
+    strategies: results.StrategyLookup,
+    instance_id: int,
+) -> Claim:
+    """Claim up to ``limit`` due contacts of the slot's campaign, in one transaction.
+
+    ``free_agents()``: whom a due personal callback may be dialled to, asked once
+    the campaign row is locked.
+    """
+    jobs: list[Job] = []
+    closed: list[str] = []
+    async with conn.transaction():
+        max_calls = await conn.fetchval(query("lock_campaign_lines"), slot.id)
+        if max_calls is None:
+            return Claim(jobs, closed)  # paused or stopped since the tick began
+        open_calls = await conn.fetchval(query("open_campaign_calls"), slot.id)
+        limit = min(limit, max_calls - open_calls)
+        if limit <= 0:
+            return Claim(jobs, closed)
+        free = list(free_agents())
+        rows = await conn.fetch(query("claim_due_contacts"), slot.id, limit, now, free)
+        if not rows:
+            return Claim(jobs, closed)
+        rows, later = one_call_per_agent(rows)
+        for contact in later:
+            await conn.execute(query("unclaim_contact"), contact["id"], contact["due_at"])
+        strategy = await strategies.get(conn, slot.id)
+        for contact in rows:
+            job = await _prepare(conn, slot, strategy, contact, now, closed, instance_id)
+            if job is not None:
+                jobs.append(job)
+    return Claim(jobs, closed)
+
+
+async def unclaim(conn: Any, job: Job) -> None:
+    """The Originate never left: forget the attempt, the contact is due again."""
+    async with conn.transaction():
+        if not await store.delete_unsent_attempt(conn, job.attempt_id):
+            return
+        await results.apply_decision(
+            conn,
+            job.contact_id,
+            Dial(job.step, job.phone_slot, job.number, datetime.now(UTC), job.ring_timeout_s),
+        )
+
+
+def one_call_per_agent(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(claimed contacts to dial, those put back): an agent gets one personal
+    callback per claim, the first due; the others wait for the next claim."""
+    keep: list[Any] = []
+    later: list[Any] = []
+    agents: set[str] = set()
+    for row in rows:
+        agent = row["callback_agent"]
+        if agent is None or agent not in agents:
+            keep.append(row)
+            if agent is not None:
+                agents.add(agent)
+        else:
+            later.append(row)
+    return keep, later
+
+
+async def _prepare(
+    conn: Any,
+    slot: CampaignSlot,
+    strategy: Strategy | None,
+    contact: Any,
+    now: datetime,
+    closed: list[str],
+    instance_id: int,
+) -> Job | None:
+    """Turn a claimed contact into an attempt row (or a plan, or a final state).
+
+    The final states given to contacts are appended to ``closed``.
+    """
+    contact_id = contact["id"]
+    if strategy is None:
+        await results.apply_decision(conn, contact_id, ENGINE_ERROR)
+        closed.append(ENGINE_ERROR.state)
+        return None
+    phones = results.phones_of(contact)
+    if contact["next_step"] is None:
+        decision = first_action(strategy, phones, now)
+        if isinstance(decision, Close) or decision.at > now:
+            await results.apply_decision(conn, contact_id, decision)
+            if isinstance(decision, Close):
+                closed.append(decision.state)
+            return None
+        step, slot_no, number = decision.step, decision.phone_slot, decision.number
+        channel = "call" if isinstance(decision, Dial) else "sms"
+    else:
+        step, channel = contact["next_step"], contact["next_channel"]
+        slot_no = contact["next_phone_slot"] or 1
+        planned = phones[slot_no - 1] or phones[0]
+        if planned is None:
+            await results.apply_decision(
+                conn, contact_id, Close("not_connected", "failed", "$invalid_contact")
+            )
+            closed.append("not_connected")
+            return None
+        number = planned
+    step_def = strategy.steps[step] if step < len(strategy.steps) else None
+    ring = step_def.ring_timeout_s if step_def is not None and channel == "call" else 0
+    # Compliance first: outside the contact's calling window the plan waits.
+    zones = zones_for_contact(contact["timezone"], [number], slot.window.default_zone)
+    allowed_at = next_allowed(slot.window, zones, now, timedelta(seconds=ring))
+    if allowed_at != now:
+        later = allowed_at or now + timedelta(days=HORIZON_DAYS)
+        plan: Decision = (
+            Dial(step, slot_no, number, later, ring)
+            if channel == "call"
+            else SendSms(step, slot_no, number, later, "")
+        )
+        await results.apply_decision(conn, contact_id, plan)
+        return None
+    if await conn.fetchval(query("is_do_not_call"), number, slot.id):
+        await results.apply_decision(conn, contact_id, close_for("dnc_listed"))
+        closed.append("dnc_listed")
+        logger.info(
+            "contact on a do-not-call list: not contacted",
+            extra={"action": "dnc", "campaign_id": slot.id, "contact_id": contact_id},
+        )
+        return None
+    if await store.contact_has_open_attempt(conn, contact_id):
+        return None  # its open attempt's result will plan what comes next
+    attempt_id = str(
+        await conn.fetchval(
+            query("insert_engine_attempt"),
+            slot.id,
+            contact_id,
+            channel,
+            slot_no,
+            number,
+            step,
+            instance_id,
+        )
+    )
+    await conn.execute(query("mark_contact_dialling"), contact_id)
+    text = ""
+    if channel == "sms":
+        template = (step_def.text if step_def and step_def.text else None) or strategy.sms_text
+        text = render_text(template or "", _params(contact))
+    return Job(
+        attempt_id,
+        slot.id,
+        contact_id,
+        channel,
+        number,
+        step,
+        slot_no,
+        ring,
+        text,
+        contact["callback_agent"] if channel == "call" else None,
+    )
+
+
+def _params(contact: Mapping[str, Any]) -> dict[str, str | None]:
+    params: dict[str, str | None] = {f"param{i}": contact[f"param{i}"] for i in range(1, 13)}
+    params["external_id"] = contact["external_id"]
+    return params

@@ -1,0 +1,89 @@
+"""This daemon's identity in the database, and the proof that it is alive.
+
+Each start registers a new instance row and holds a session advisory lock on
+its id for as long as the process lives. PostgreSQL drops the lock the moment
+the session ends, whatever killed it, so another daemon (or this one, after a
+restart) can tell at once which open attempts nobody follows any more, with no
+heartbeat timeout to wait out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import Any
+
+import asyncpg
+
+from ..db.outage import SESSION_ERRORS
+from ..db.queries import queries_of
+
+query = queries_of(__name__)
+
+
+logger = logging.getLogger(__name__)
+
+# First key of our advisory locks (the second is the instance id).
+LOCK_NAMESPACE = 1684
+CHECK_INTERVAL_S = 2.0
+
+
+class Instance:
+    def __init__(self, database_url: str, connect_timeout_s: float = 5.0) -> None:
+        self._url = database_url
+        self._timeout = connect_timeout_s
+        self.id: int | None = None
+        self._conn: Any = None
+        self.locked = asyncio.Event()
+
+    async def register(self, pool: Any) -> int:
+        async with pool.acquire() as conn:
+            self.id = int(await conn.fetchval(query("register_instance"), _hostname(), os.getpid()))
+        await self._lock()
+        return self.id
+
+    async def _lock(self) -> None:
+        conn = await asyncpg.connect(self._url, timeout=self._timeout)
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_NAMESPACE, self.id)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self.locked.set()
+
+    async def hold(self, stop: asyncio.Event) -> None:
+        """Keep the lock, taking it again on a new session after a database restart."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CHECK_INTERVAL_S)
+            if stop.is_set():
+                break
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    raise ConnectionError("lock session lost")
+                await asyncio.wait_for(self._conn.fetchval("SELECT 1"), self._timeout)
+            except SESSION_ERRORS as exc:
+                self.locked.clear()
+                await self._drop()
+                logger.warning(
+                    "instance lock lost (%s), taking it again",
+                    exc,
+                    extra={"action": "instance_lock", "instance_id": self.id},
+                )
+                with contextlib.suppress(*SESSION_ERRORS):
+                    await self._lock()
+        await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), self._timeout)
+
+
+def _hostname() -> str:
+    return socket.gethostname()[:200]

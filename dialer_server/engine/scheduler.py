@@ -1,0 +1,611 @@
+"""The campaign engine's loop: claim due contacts, dial them, record results.
+
+PostgreSQL decides what is dialled. A contact is claimed and its attempt row
+written in one transaction *before* the Originate goes out, so after any crash
+the database knows a call may exist (``claims.py``). Nothing is ever re-sent on a
+reconnect: open attempts are reconciled with the channels Asterisk still has,
+and an attempt whose fate cannot be known closes as dangling, never redialled.
+
+The scheduler owns the loop (a tick at a fixed cadence, or at once when agents
+free up), each attempt's life from its claim to its recorded result, and
+reconciliation (at start, after every AMI reconnect, and periodically, it takes
+over the open attempts of daemons that died). Like procrastinate's worker, it
+issues no SQL itself: what a campaign may dial is decided by ``slots.py``
+(limits, windows), ``agent_dialing.py`` (the agent modes) and ``claims.py``; the
+statements live with ``store.py`` and ``results.py``. While PostgreSQL is away
+(``db/outage.py``) a result in hand waits in memory and is written once it is
+back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from ..config import Config
+from ..db.outage import TRANSIENT_ERRORS, Outage
+from ..errors import AmiDisconnected, AmiError
+from ..observability.metrics import Metrics
+from ..telephony.ami import AmiClient, AmiState, Event
+from ..telephony.originate import CallRequest, CallResult, CallTracker
+from ..telephony.outcomes import Outcome
+from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
+from . import claims, results, store
+from .agent_dialing import AgentDialing, Roster
+from .answered_calls import AnsweredCalls, Dialplan, callback_dialplan, dialplan_for
+from .claims import Job
+from .instance import Instance
+from .pacing import capacity
+from .pacing_locks import PacingLocks
+from .slots import CampaignSlot, Slots
+from .strategy import Close
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DB_RETRY_MAX_S = 5.0
+COMPLETION_CHECK_S = 1.0
+# A call that waited this long for the rate limit checks its campaign was not paused.
+PAUSE_RECHECK_S = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenAttempt:
+    id: str
+    campaign_id: int
+    contact_id: int
+    channel: str
+    state: str
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        pool: Any,
+        ami: AmiClient,
+        tracker: CallTracker,
+        sms: SmsProvider,
+        config: Config,
+        instance: Instance,
+        metrics: Metrics,
+        roster: Roster | None = None,
+        outage: Outage | None = None,
+    ) -> None:
+        self.pool = pool
+        self.ami = ami
+        self.tracker = tracker
+        self.sms = sms
+        self.config = config
+        self.instance = instance
+        self.metrics = metrics
+        self.outage = outage if outage is not None else Outage(metrics.db_up)
+        self.strategies = results.StrategyLookup()
+        self.slots = Slots(config.dialing, metrics)
+        # Agent modes: who is free, and the lock that makes this daemon their pacer.
+        self.agents = AgentDialing(
+            pool=pool,
+            roster=roster,
+            tracker=tracker,
+            metrics=metrics,
+            locks=PacingLocks(config.database.url, config.database.connect_timeout_s),
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Attempts being followed by a task of ours (claimed, dialling, adopted).
+        self._active: set[str] = set()
+        # Sent calls whose AMI link dropped before their result: reconcile them.
+        self._unresolved: dict[str, OpenAttempt] = {}
+        self._reconcile_needed = asyncio.Event()
+        self._stop = asyncio.Event()
+        # Set when agents free up: the loop ticks at once instead of at its cadence.
+        self._wake = asyncio.Event()
+        if roster is not None:
+            roster.on_change.append(self._wake.set)
+        ami.on_state_change(self._ami_state_changed)
+        ami.subscribe(self._handle_event)
+        # AMD verdicts and IVR keys reach each call's result before its Hangup.
+        ami.subscribe(AnsweredCalls(tracker).handle_event)
+
+    # --- the loop ----------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dial until ``stop`` is set, then drain (see ``_drain``)."""
+        self._stop = stop
+        self._reconcile_needed.set()  # on start: take over what a previous life left open
+        tick_s = self.config.dialing.tick_s
+        next_reconcile = 0.0
+        next_completion = 0.0
+        due = time.monotonic()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                lag = max(0.0, now - due)
+                self.metrics.tick_lag.observe(lag)
+                self.metrics.last_tick.set(time.time())
+                ready = self.ami.connected and self.instance.locked.is_set()
+                try:
+                    if ready and (self._reconcile_needed.is_set() or now >= next_reconcile):
+                        self._reconcile_needed.clear()
+                        await self._reconcile()
+                        next_reconcile = now + self.config.dialing.reconcile_interval_s
+                    if ready:
+                        await self._tick()
+                    if now >= next_completion:
+                        await self._complete_finished_campaigns()
+                        next_completion = now + COMPLETION_CHECK_S
+                    self.outage.back()
+                except TRANSIENT_ERRORS as exc:
+                    self.outage.down(exc, component="engine")
+                except Exception:
+                    # A bug or a bad row must not stop every campaign: log it
+                    # loudly and go on; what it left open is reconciled later.
+                    logger.exception("scheduler tick failed", extra={"action": "tick"})
+                    await asyncio.sleep(1.0)
+                self.metrics.tick_duration.observe(time.monotonic() - now)
+                # A fixed cadence: a slow tick shortens the wait before the next
+                # one; a loop more than a tick behind starts afresh, no bursts.
+                due = (due if lag <= tick_s else now) + tick_s
+                await self._sleep(stop, max(0.0, due - time.monotonic()))
+                if self._wake.is_set():
+                    due = time.monotonic()  # an early tick: the cadence starts from it
+                self._wake.clear()
+        finally:
+            await self._drain()
+            await self.agents.close()
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        """Until the next tick, or until stopped, or until the roster says agents changed."""
+        waits = [
+            asyncio.create_task(stop.wait(), name="scheduler-stop"),
+            asyncio.create_task(self._wake.wait(), name="scheduler-wake"),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    async def _drain(self) -> None:
+        """On stop: no new call starts; calls in flight may finish and be recorded.
+
+        They get up to ``dialing.drain_s`` (AMI and the instance lock stay up
+        meanwhile: the daemon stops them after this returns). Whatever is still
+        open then stays open in the database, for the next start of this or
+        another daemon to reconcile with Asterisk.
+        """
+        drain_s = self.config.dialing.drain_s
+        if self._tasks:
+            logger.info(
+                "stopping: waiting up to %.0f s for %d attempts in flight",
+                drain_s,
+                len(self._active),
+                extra={"action": "drain", "attempt_ids": sorted(self._active)},
+            )
+            started = time.monotonic()
+            _, pending = await asyncio.wait(self._tasks, timeout=drain_s)
+            if pending:
+                logger.warning(
+                    "drain time over: %d attempts left open, reconciled at the next start",
+                    len(self._active),
+                    extra={"action": "drain", "attempt_ids": sorted(self._active)},
+                )
+            else:
+                logger.info(
+                    "every attempt in flight recorded after %.1f s",
+                    time.monotonic() - started,
+                    extra={"action": "drain"},
+                )
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
+
+    async def _tick(self) -> None:
+        async with self.pool.acquire() as conn:
+            campaigns = await store.running_campaigns(conn)
+        slots = self.slots.update(campaigns)
+        for_agents = await self.agents.calls_wanted([s for s in slots if s.agents is not None])
+        for slot in slots:
+            wanted = capacity(
+                max_concurrent=slot.max_concurrent,
+                in_flight=slot.in_flight,
+                limiter=slot.limiter,
+                now=time.monotonic(),
+            )
+            if slot.agents is not None:
+                wanted = min(wanted, for_agents.get(slot.id, 0))
+            if wanted <= 0:
+                continue
+            for job in await self._claim(slot, wanted):
+                if slot.agents is not None and job.channel == "call":
+                    slot.agents.calls.add(job.attempt_id)
+                self._spawn(self._run_job(slot, job), job.attempt_id, slot)
+        self.agents.gauges()
+        self.slots.forget_idle({slot.id for slot in slots})
+
+    async def _claim(self, slot: CampaignSlot, limit: int) -> list[Job]:
+        assert self.instance.id is not None
+        async with self.pool.acquire() as conn:
+            claim = await claims.claim(
+                conn,
+                slot,
+                limit,
+                now=datetime.now(UTC),
+                free_agents=lambda: self.agents.callback_agents(slot),
+                strategies=self.strategies,
+                instance_id=self.instance.id,
+            )
+        # Counted once the transaction has committed.
+        for state in claim.closed:
+            self.metrics.contact_closed(slot.id, state)
+        return claim.jobs
+
+    # --- one attempt ------------------------------------------------------------------
+    def _spawn(
+        self, coro: Awaitable[None], attempt_id: str | None, slot: CampaignSlot | None
+    ) -> None:
+        if attempt_id is not None:
+            self._active.add(attempt_id)
+        if slot is not None:
+            self.slots.call_started(slot)
+
+        async def runner() -> None:
+            try:
+                await coro
+            finally:
+                if attempt_id is not None:
+                    self._active.discard(attempt_id)
+                if slot is not None:
+                    self.slots.call_ended(slot, attempt_id)
+
+        task = asyncio.create_task(
+            runner(), name=f"attempt-{attempt_id}" if attempt_id else "sms-reply"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "attempt task %s failed: %r",
+                task.get_name(),
+                task.exception(),
+                extra={
+                    "action": "attempt",
+                    "attempt_id": task.get_name().removeprefix("attempt-")
+                    if task.get_name().startswith("attempt-")
+                    else None,
+                },
+            )
+
+    async def _run_job(self, slot: CampaignSlot, job: Job) -> None:
+        if job.channel == "sms":
+            await self._send_sms(job)
+            return
+        claimed = time.monotonic()
+        if not await self._wait_for_rate(slot):
+            # Stopping: a call not yet sent is not started; the contact is due again.
+            await self._unclaim(job)
+            return
+        if time.monotonic() - claimed > PAUSE_RECHECK_S and not await self._still_running(job):
+            # Paused while this call waited for its turn: pause means no new call.
+            await self._unclaim(job)
+            return
+        trunk = slot.trunk or self.config.dialing.trunk
+        sent_at: float | None = None
+        answered_at: float | None = None
+
+        async def on_sent() -> None:
+            nonlocal sent_at
+            sent_at = time.monotonic()
+            self.metrics.call_originated(job.campaign_id, trunk)
+            logger.debug(
+                "call sent",
+                extra={
+                    **_ids(job.campaign_id, job.contact_id, action="originate"),
+                    "attempt_id": job.attempt_id,
+                },
+            )
+            await self._best_effort(lambda conn: store.mark_attempt_sent(conn, job.attempt_id))
+
+        async def on_answered() -> None:
+            nonlocal answered_at
+            answered_at = time.monotonic()
+            if sent_at is not None:
+                self.metrics.call_answered(job.campaign_id, answered_at - sent_at)
+            await self._best_effort(lambda conn: store.mark_attempt_answered(conn, job.attempt_id))
+
+        dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
+        if job.agent is not None:
+            dialplan = callback_dialplan(dialplan, self.config.dialing)
+        request = CallRequest(
+            attempt_id=job.attempt_id,
+            number=job.number,
+            trunk=trunk,
+            context=dialplan.context,
+            extension=self.config.dialing.extension,
+            ring_timeout_s=job.ring_timeout_s,
+            caller_id=slot.caller_id or self.config.dialing.caller_id,
+            variables=call_variables(job, dialplan),
+            max_call_s=self.config.dialing.max_call_s,
+            result_margin_s=self.config.dialing.result_margin_s,
+        )
+        try:
+            result = await self.tracker.place_call(self.ami, request, on_sent, on_answered)
+        except AmiDisconnected:
+            if sent_at is None:
+                await self._unclaim(job)
+                return
+            self._unresolved[job.attempt_id] = OpenAttempt(
+                job.attempt_id, job.campaign_id, job.contact_id, "call", "sent"
+            )
+            self._reconcile_needed.set()
+            return
+        except AmiError as exc:
+            await self._record_outcome(
+                job.attempt_id, Outcome.DANGLING.value, "call", detail=str(exc)
+            )
+            return
+        if answered_at is not None:
+            self.metrics.call_ended(job.campaign_id, time.monotonic() - answered_at)
+        await self._record_call(result)
+
+    async def _still_running(self, job: Job) -> bool:
+        try:
+            async with asyncio.timeout(2.0), self.pool.acquire() as conn:
+                return await store.campaign_is_running(conn, job.campaign_id)
+        except TRANSIENT_ERRORS as exc:
+            self.outage.down(exc, component="engine")
+            return True  # the claim stands; the database decides again next time
+
+    async def _wait_for_rate(self, slot: CampaignSlot) -> bool:
+        """Wait for the campaign's rate to allow one more call; False if stopping."""
+        # Checked and recorded with no await in between: a strict window.
+        while not self._stop.is_set():
+            wait = slot.limiter.wait_s(time.monotonic())
+            if wait <= 0:
+                slot.limiter.record(time.monotonic())
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), wait)
+        return False
+
+    async def _send_sms(self, job: Job) -> None:
+        # An SMS already claimed is sent even when stopping: it is bounded by
+        # sms.timeout_s, and its attempt row is written.
+        result = await self.sms.send(job.number, job.text, attempt_id=job.attempt_id)
+        outcome = "sent" if result.sent else "failed"
+        self.metrics.sms_result(job.campaign_id, outcome)
+        await self._record_outcome(job.attempt_id, outcome, "sms", detail=result.detail)
+
+    async def _unclaim(self, job: Job) -> None:
+        """The Originate never left: forget the attempt, the contact is due again."""
+        await self._with_db(lambda conn: claims.unclaim(conn, job))
+
+    # --- results -----------------------------------------------------------------------
+    async def _record_call(self, result: CallResult) -> None:
+        recorded = await self._with_db(
+            lambda conn: results.record_call(conn, result, self.strategies)
+        )
+        self._after_record(recorded, "call")
+
+    async def _record_outcome(
+        self, attempt_id: str, outcome: str, channel: str, detail: str | None
+    ) -> None:
+        recorded = await self._with_db(
+            lambda conn: results.record_outcome(
+                conn, attempt_id, outcome, self.strategies, detail=detail
+            )
+        )
+        self._after_record(recorded, channel)
+
+    def _after_record(self, recorded: results.Recorded | None, channel: str) -> None:
+        if recorded is None:
+            return
+        self.metrics.attempt_closed(recorded.campaign_id, channel, recorded.outcome)
+        if recorded.outcome == Outcome.ABANDONED:
+            self.metrics.call_abandoned(recorded.campaign_id)
+        if isinstance(recorded.decision, Close):
+            self.metrics.contact_closed(recorded.campaign_id, recorded.decision.state)
+        elif recorded.decision is not None:
+            self.metrics.retry_scheduled(recorded.campaign_id)
+        logger.info(
+            "attempt %s: %s",
+            recorded.outcome,
+            results.describe(recorded.decision),
+            extra={
+                **_ids(recorded.campaign_id, recorded.contact_id, action="result"),
+                "attempt_id": recorded.attempt_id,
+                "outcome": recorded.outcome,
+            },
+        )
+
+    # --- reconciliation ----------------------------------------------------------------
+    async def _reconcile(self) -> None:
+        """Settle every open attempt nobody follows, against Asterisk's live channels."""
+        assert self.instance.id is not None
+        async with self.pool.acquire() as conn:
+            adopted = await store.adopt_orphaned_attempts(conn, self.instance.id)
+            mine = await store.open_attempts_of_instance(conn, self.instance.id)
+        candidates = dict(self._unresolved)
+        for row in [*adopted, *mine]:
+            attempt_id = str(row["id"])
+            if attempt_id not in self._active:
+                candidates[attempt_id] = OpenAttempt(
+                    attempt_id, row["campaign_id"], row["contact_id"], row["channel"], row["state"]
+                )
+        for attempt_id in candidates:
+            self.tracker.watch(attempt_id)
+        try:
+            reply = await self.ami.send_action({"Action": "CoreShowChannels"})
+        except (AmiError, TimeoutError):
+            for attempt_id in candidates:
+                self.tracker.unwatch(attempt_id)
+            self._reconcile_needed.set()
+            return
+        live = {
+            m.get("Uniqueid"): m.get("ChannelStateDesc")
+            for m in reply
+            if m.get("Event") == "CoreShowChannel"
+        }
+        # Answered calls we follow whose channel is gone (Asterisk restarted):
+        # their Hangup will never come.
+        for attempt_id in self._active:
+            if attempt_id not in live:
+                self.tracker.end_if_answered(attempt_id)
+        if adopted:
+            logger.warning(
+                "taking over %d open attempts of stopped daemons",
+                len(adopted),
+                extra={
+                    "action": "reconcile",
+                    "instance_id": self.instance.id,
+                    "attempt_ids": sorted(str(row["id"]) for row in adopted),
+                },
+            )
+        for attempt in candidates.values():
+            self._unresolved.pop(attempt.id, None)
+            await self._settle(attempt, live)
+
+    async def _settle(self, attempt: OpenAttempt, live: dict[Any, Any]) -> None:
+        ended = self.tracker.hung_up(attempt.id)
+        if ended is not None:
+            self.tracker.unwatch(attempt.id)
+            await self._record_call(ended)
+            return
+        if attempt.channel == "call" and attempt.id in live:
+            answered = live[attempt.id] == "Up" or attempt.state == "answered"
+            timeout = (
+                self.config.dialing.max_call_s
+                if answered
+                else self.config.dialing.ring_timeout_s + self.config.dialing.result_margin_s
+            )
+            self._spawn(
+                self._follow(attempt, answered, timeout),
+                attempt.id,
+                self.slots.get(attempt.campaign_id),
+            )
+            return
+        self.tracker.unwatch(attempt.id)
+        if attempt.state == "answered":
+            await self._record_call(self.tracker.lost_answered(attempt.id))
+        else:
+            await self._record_outcome(
+                attempt.id,
+                Outcome.DANGLING.value,
+                attempt.channel,
+                detail="no result: the call was lost",
+            )
+
+    async def _follow(self, attempt: OpenAttempt, answered: bool, timeout: float) -> None:
+        result = await self.tracker.follow(attempt.id, answered=answered, timeout_s=timeout)
+        if result is None:
+            await self._record_outcome(
+                attempt.id, Outcome.DANGLING.value, "call", detail="no result in time"
+            )
+        else:
+            await self._record_call(result)
+
+    async def _complete_finished_campaigns(self) -> None:
+        async with self.pool.acquire() as conn:
+            for row in await store.running_campaigns(conn):
+                slot = self.slots.get(row["id"])
+                if slot is not None and slot.in_flight:
+                    continue
+                if await store.complete_campaign_if_done(conn, row["id"]):
+                    logger.info(
+                        "campaign completed", extra={"action": "campaign", "campaign_id": row["id"]}
+                    )
+
+    # --- AMI events --------------------------------------------------------------------
+    def _ami_state_changed(self, state: AmiState) -> None:
+        if state is AmiState.CONNECTED:
+            self._reconcile_needed.set()
+
+    def _handle_event(self, event: Event) -> None:
+        if event.get("Event") != "UserEvent":
+            return
+        inbound = inbound_from_event(event)
+        if inbound is None:
+            return
+        self._spawn(self._sms_reply(inbound), None, None)
+
+    async def _sms_reply(self, inbound: InboundSms) -> None:
+        reply = await self._with_db(
+            lambda conn: results.sms_reply(
+                conn, inbound.number, inbound.text, inbound.received_at, inbound.message_id
+            )
+        )
+        if reply is None:
+            return  # stopping
+        if not reply.stored:
+            # Every daemon gets the event; the one that stored it counts it.
+            logger.info(
+                "SMS reply already stored by another daemon",
+                extra={
+                    "action": "sms_in_duplicate",
+                    "number": inbound.number,
+                    "message_id": inbound.message_id,
+                },
+            )
+            return
+        self.metrics.sms_reply(matched=reply.contact_id is not None)
+        logger.info(
+            "SMS reply received",
+            extra={"action": "sms_in", "contact_id": reply.contact_id, "number": inbound.number},
+        )
+
+    # --- database helpers ---------------------------------------------------------------
+    async def _with_db(self, work: Callable[[Any], Awaitable[T]]) -> T | None:
+        """Run ``work`` on a connection, retrying while PostgreSQL is away.
+
+        A result in hand is never dropped because the database restarts; only a
+        daemon stop gives up (the attempt then stays open for reconciliation).
+        """
+        delay = 0.2
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    value = await work(conn)
+                self.outage.back()
+                return value
+            except TRANSIENT_ERRORS as exc:
+                self.outage.down(exc, component="engine")
+            if self._stop.is_set():
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, DB_RETRY_MAX_S)
+
+    async def _best_effort(self, work: Callable[[Any], Awaitable[Any]]) -> None:
+        # Progress marks (sent, answered) must never hold up a call.
+        try:
+            async with asyncio.timeout(2.0), self.pool.acquire() as conn:
+                await work(conn)
+        except TRANSIENT_ERRORS as exc:
+            self.outage.down(exc, component="engine")
+
+
+def call_variables(job: Job, dialplan: Dialplan) -> dict[str, str]:
+    """The channel variables of a call's Originate."""
+    variables = {
+        "DIALER_ATTEMPT_ID": job.attempt_id,
+        "DIALER_CAMPAIGN_ID": str(job.campaign_id),
+        "DIALER_CONTACT_ID": str(job.contact_id),
+        **dialplan.variables,
+    }
+    if job.agent is not None:
+        # A personal callback: the dialplan connects it to its owner only.
+        variables["DIALER_AGENT"] = f"PJSIP/{job.agent}"
+    return variables
+
+
+def _ids(campaign_id: int, contact_id: int, *, action: str) -> dict[str, Any]:
+    return {"action": action, "campaign_id": campaign_id, "contact_id": contact_id}

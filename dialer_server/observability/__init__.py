@@ -1,0 +1,1 @@
+"""What ops watch: the Prometheus metrics, the gauges read from PostgreSQL, JSON logs."""

@@ -1,0 +1,60 @@
+-- Leasing due contacts and writing their attempt rows (engine/claims.py).
+
+-- name: lock_campaign_lines
+-- NO KEY UPDATE: inserting attempts and contacts (imports) takes KEY SHARE on
+-- the campaign, which must not wait for a claim.
+-- Serialises claims of one campaign across daemons: max_concurrent_calls is
+-- the campaign's, not a daemon's. The open calls are counted by a separate
+-- statement (open_campaign_calls), run after this one got the lock: a count in
+-- this statement would use a snapshot from before the wait, blind to the
+-- attempts the previous lock holder just committed.
+SELECT max_concurrent_calls FROM campaigns
+WHERE id = $1 AND state = 'running'
+FOR NO KEY UPDATE;
+
+-- name: open_campaign_calls
+SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended' AND channel = 'call';
+
+-- name: claim_due_contacts
+-- The one way work is leased: due contacts, oldest first, skipping rows another
+-- daemon holds. Unplanning them (next_attempt_at NULL) in the same statement
+-- means no other daemon can claim them again until their attempt has a result.
+-- A personal callback waits for its agent ($4: the agents free now): filtered
+-- before the LIMIT, so a callback whose agent stays busy never holds up others.
+WITH due AS (
+    SELECT id, next_attempt_at FROM contacts
+    WHERE campaign_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $3
+      AND (callback_agent IS NULL OR callback_agent = ANY ($4::text[]))
+    ORDER BY next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE contacts c
+SET next_attempt_at = NULL, updated_at = now()
+FROM due WHERE c.id = due.id
+RETURNING c.*, due.next_attempt_at AS due_at;
+
+-- name: unclaim_contact
+-- A claimed contact put back as it was (its agent already got a callback this claim).
+UPDATE contacts SET next_attempt_at = $2, updated_at = now()
+WHERE id = $1 AND closed_at IS NULL;
+
+-- name: is_do_not_call
+SELECT EXISTS (
+    SELECT 1 FROM dnc_numbers
+    WHERE number = $1 AND (campaign_id IS NULL OR campaign_id = $2)
+);
+
+-- name: insert_engine_attempt
+-- clock_timestamp(), not now(): a claim may wait for another daemon's lock,
+-- and the attempt exists from when it is written, not from when we waited.
+INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step, instance_id,
+                      created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
+RETURNING id;
+
+-- name: mark_contact_dialling
+UPDATE contacts
+SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL, next_channel = NULL,
+    next_phone_slot = NULL, updated_at = now()
+WHERE id = $1;

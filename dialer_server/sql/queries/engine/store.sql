@@ -1,0 +1,169 @@
+-- The engine's shared operations on campaigns, contacts, attempts and strategies
+-- (engine/store.py): what the claim, the results, reconciliation, the API and the CLI
+-- all need.
+
+-- name: upsert_campaign_by_name
+INSERT INTO campaigns (name, trunk, caller_id, ring_timeout_s)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO UPDATE
+    SET trunk = EXCLUDED.trunk, caller_id = EXCLUDED.caller_id,
+        ring_timeout_s = EXCLUDED.ring_timeout_s, updated_at = now()
+RETURNING id;
+
+-- name: upsert_contact_by_external_id
+INSERT INTO contacts (campaign_id, external_id, phone1)
+VALUES ($1, $2, $3)
+ON CONFLICT (campaign_id, external_id) DO UPDATE
+    SET phone1 = EXCLUDED.phone1, updated_at = now()
+RETURNING id;
+
+-- name: insert_attempt
+INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id;
+
+-- name: mark_attempt_sent
+UPDATE attempts SET state = 'sent', sent_at = coalesce(sent_at, now())
+WHERE id = $1 AND state = 'created';
+
+-- name: mark_attempt_answered
+UPDATE attempts SET state = 'answered', answered_at = coalesce(answered_at, now()),
+                    sent_at = coalesce(sent_at, now())
+WHERE id = $1 AND state IN ('created', 'sent');
+
+-- name: record_attempt_result
+-- An attempt ends once: a late or repeated result for an ended attempt changes nothing.
+UPDATE attempts
+SET state = 'ended', ended_at = $7, outcome = $2, originate_response = $3,
+    originate_reason = $4, hangup_cause = $5, hangup_cause_text = $6,
+    sent_at = coalesce(sent_at, $7), answered_at = coalesce(answered_at, $8)
+WHERE id = $1 AND state <> 'ended'
+RETURNING id;
+
+-- name: get_attempt
+SELECT id, campaign_id, contact_id, channel, phone_slot, number, state, created_at, sent_at,
+       answered_at, ended_at, originate_response, originate_reason, hangup_cause,
+       hangup_cause_text, outcome
+FROM attempts WHERE id = $1;
+
+-- name: insert_strategy_version
+-- Stores a strategy version once; returns the stored definition either way so
+-- the caller can tell a re-load of the same file from a changed one.
+WITH ins AS (
+    INSERT INTO strategies (name, version, definition) VALUES ($1, $2, $3)
+    ON CONFLICT (name, version) DO NOTHING
+    RETURNING id, definition
+)
+SELECT id, definition FROM ins
+UNION ALL
+SELECT id, definition FROM strategies WHERE name = $1 AND version = $2
+LIMIT 1;
+
+-- name: strategy_by_id
+SELECT id, name, version, definition FROM strategies WHERE id = $1;
+
+-- name: latest_strategy
+SELECT id, name, version, definition FROM strategies
+WHERE name = $1 ORDER BY version DESC LIMIT 1;
+
+-- name: create_campaign
+INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls,
+                       max_calls_per_second, ring_timeout_s, default_region, timezone,
+                       calling_window, mode, amd, ivr_playback, machine_message,
+                       webhook_attempts, queue, dial_ratio, abandon_cap, abandon_target,
+                       max_dial_ratio, abandon_message, agent_wait_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22)
+RETURNING id;
+
+-- name: set_campaign_state
+UPDATE campaigns SET state = $2, updated_at = now() WHERE id = $1 RETURNING state;
+
+-- name: get_campaign
+SELECT * FROM campaigns WHERE id = $1;
+
+-- name: running_campaigns
+SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
+       ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message,
+       queue, dial_ratio, abandon_cap, abandon_target, max_dial_ratio, abandon_message,
+       agent_wait_s
+FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
+
+-- name: lock_campaign_to_complete
+-- Completion first waits for every transaction holding the campaign open
+-- (hold_campaign_open, or a contact INSERT's foreign-key lock), so the check
+-- that follows, a new statement with a new snapshot, sees what they committed.
+SELECT id FROM campaigns WHERE id = $1 AND state = 'running' FOR UPDATE;
+
+-- name: complete_campaign_if_done
+-- A running campaign is done when every contact is closed and no attempt is open.
+-- Run after lock_campaign_to_complete, in its transaction.
+UPDATE campaigns c SET state = 'completed', updated_at = now()
+WHERE c.id = $1 AND c.state = 'running'
+  AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = c.id AND closed_at IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM attempts WHERE campaign_id = c.id AND state <> 'ended')
+RETURNING id;
+
+-- name: hold_campaign_open
+-- Taken by whatever reopens a contact, before it does: until it commits the
+-- campaign cannot complete with that contact still open. KEY SHARE does not
+-- conflict with the scheduler's FOR NO KEY UPDATE line-count lock.
+SELECT state FROM campaigns WHERE id = $1 FOR KEY SHARE;
+
+-- name: insert_contact
+-- A new contact is due at once: its first action is decided when it is claimed.
+INSERT INTO contacts (campaign_id, external_id, phone1, phone2, phone3, phone4, phone5,
+                      param1, param2, param3, param4, param5, param6, param7, param8,
+                      param9, param10, param11, param12, timezone, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, now())
+RETURNING id;
+
+-- name: get_contact
+SELECT * FROM contacts WHERE id = $1;
+
+-- name: contact_attempts
+SELECT a.id, a.step, a.channel, a.phone_slot, a.number, a.state, a.outcome, a.created_at,
+       a.sent_at, a.answered_at, a.ended_at, a.hangup_cause, a.hangup_cause_text, a.detail,
+       a.amd_status, a.ivr_digits, a.agent, a.agent_connected_at, a.agent_wait_ms, a.abandoned,
+       ad.name AS disposition
+FROM attempts a LEFT JOIN attempt_dispositions ad ON ad.attempt_id = a.id
+WHERE a.contact_id = $1 ORDER BY a.created_at, a.id;
+
+-- name: add_do_not_call
+INSERT INTO dnc_numbers (campaign_id, number, reason) VALUES ($1, $2, $3)
+ON CONFLICT (number, coalesce(campaign_id, 0)) DO NOTHING;
+
+-- name: contact_history
+SELECT id, step, channel, phone_slot, number, outcome, created_at
+FROM attempts WHERE contact_id = $1 AND state = 'ended' ORDER BY created_at, id;
+
+-- name: contact_has_open_attempt
+SELECT EXISTS (SELECT 1 FROM attempts WHERE contact_id = $1 AND state <> 'ended');
+
+-- name: lock_contact
+SELECT * FROM contacts WHERE id = $1 FOR UPDATE;
+
+-- name: adopt_orphaned_attempts
+-- Takes over the open attempts of daemons that are gone: a daemon is alive
+-- exactly while it holds the advisory lock (1684, its id).
+UPDATE attempts a SET instance_id = $1
+WHERE a.state <> 'ended'
+  AND a.instance_id IS DISTINCT FROM $1
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid = 1684::oid AND l.objid = a.instance_id::oid AND l.objsubid = 2)
+RETURNING a.id, a.campaign_id, a.contact_id, a.channel, a.state, a.created_at;
+
+-- name: open_attempts_of_instance
+SELECT id, campaign_id, contact_id, channel, state, created_at
+FROM attempts WHERE instance_id = $1 AND state <> 'ended';
+
+-- name: delete_unsent_attempt
+-- An attempt whose Originate provably never left (AMI was down): it did not happen.
+DELETE FROM attempts WHERE id = $1 AND state = 'created' RETURNING contact_id;
+
+-- name: campaign_is_running
+SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND state = 'running');

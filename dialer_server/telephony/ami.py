@@ -1,0 +1,347 @@
+"""The AMI connection: login, event dispatch, reconnects, and bounded actions.
+
+panoramisk does the protocol; this module owns the connection's life, because
+panoramisk's own reconnect re-sends actions that got no response (an Originate
+could be sent twice), retries at a fixed delay, never checks its pings, and
+leaves the futures of actions cut off by a dropped link pending forever. Here
+each connection is a fresh panoramisk Manager with its reconnect disabled:
+
+- ``run()`` connects, logs in, and reconnects with capped exponential backoff;
+- a Ping watchdog notices a peer that stopped answering without closing TCP;
+- every action has a timeout, and actions in flight fail with AmiDisconnected
+  when the link drops — they are never re-sent (PostgreSQL state decides what
+  is sent again);
+- events go through our own queue to subscribers, so a failing handler is
+  logged, not lost inside panoramisk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, Protocol
+
+import panoramisk
+import panoramisk.actions
+
+from ..config import AmiConfig
+from ..errors import AmiAuthError, AmiDisconnected, AmiError
+
+logger = logging.getLogger(__name__)
+
+Event = Any  # panoramisk.Message: a case-insensitive dict of AMI headers
+EventHandler = Callable[[Event], None]
+
+
+class AmiState(StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+
+
+class ActionObserver(Protocol):
+    """Told how each action went (the daemon's metrics)."""
+
+    def action_replied(self, action: str, seconds: float) -> None:
+        """Asterisk's first reply to ``action`` came ``seconds`` after it was sent."""
+
+    def action_failed(self, action: str, reason: str) -> None:
+        """No reply: ``reason`` is "timeout" or "disconnected"."""
+
+
+class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
+    """A panoramisk action that notes when its first reply arrives.
+
+    The first reply is Asterisk's answer to the action itself: for an async
+    Originate, "successfully queued", long before the call's outcome.
+    """
+
+    def __init__(self, action: Mapping[str, Any], on_first_reply: Callable[[], None]) -> None:
+        super().__init__(dict(action))
+        self._on_first_reply: Callable[[], None] | None = on_first_reply
+
+    def add_message(self, message: Any) -> Any:
+        if self._on_first_reply is not None:
+            on_first_reply, self._on_first_reply = self._on_first_reply, None
+            on_first_reply()
+        return super().add_message(message)
+
+
+class _Manager(panoramisk.Manager):  # type: ignore[misc]
+    """panoramisk's Manager minus its reconnect and its unchecked pings."""
+
+    def __init__(self, on_lost: Callable[[Any], None], **config: Any) -> None:
+        super().__init__(**config)
+        self._on_lost = on_lost
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        # A failed connect is reported to AmiClient.run by the awaited task;
+        # panoramisk would otherwise schedule a reconnect of its own.
+        if f.cancelled() or f.exception() is not None:
+            return
+        super().connection_made(f)
+
+    def connection_lost(self, exc: Any) -> None:
+        self._connected = False
+        self._on_lost(exc)
+
+    def ping(self) -> None:
+        """Disabled: panoramisk's ping never checks the reply; AmiClient runs its own watchdog."""
+
+
+class AmiClient:
+    def __init__(self, config: AmiConfig) -> None:
+        self.config = config
+        self.state = AmiState.DISCONNECTED
+        self.reconnects = 0
+        self.last_error: str | None = None
+        self.asterisk_version: str | None = None
+        self._manager: _Manager | None = None
+        self._lost: asyncio.Event | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._handlers: list[EventHandler] = []
+        self._connected = asyncio.Event()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._state_listeners: list[Callable[[AmiState], None]] = []
+        self._action_observers: list[ActionObserver] = []
+        self._logged_in_once = False
+
+    # --- subscriptions -----------------------------------------------------------
+    def subscribe(self, handler: EventHandler) -> None:
+        """Call ``handler(event)`` for every AMI event, from the dispatch task."""
+        self._handlers.append(handler)
+
+    def on_state_change(self, listener: Callable[[AmiState], None]) -> None:
+        self._state_listeners.append(listener)
+
+    def observe_actions(self, observer: ActionObserver) -> None:
+        """Tell ``observer`` the reply time, or the failure, of every action sent."""
+        self._action_observers.append(observer)
+
+    @property
+    def connected(self) -> bool:
+        return self.state is AmiState.CONNECTED
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    # --- the connection's life ---------------------------------------------------
+    async def run(self, stop: asyncio.Event, *, first_auth_fatal: bool = True) -> None:
+        """Stay connected until ``stop`` is set.
+
+        A refused login on the very first connection raises AmiAuthError (a
+        configuration error); later ones are retried like any other failure.
+        """
+        delay = self.config.reconnect_min_s
+        dispatcher = asyncio.create_task(self._dispatch(), name="ami-dispatch")
+        try:
+            while not stop.is_set():
+                try:
+                    await self._connect()
+                except AmiAuthError as exc:
+                    self._set_state(AmiState.DISCONNECTED, str(exc))
+                    if first_auth_fatal and not self._logged_in_once:
+                        raise
+                    logger.error(str(exc), extra={"action": "ami_login"})
+                except (TimeoutError, OSError, AmiError) as exc:
+                    reason = _describe(exc)
+                    if self.last_error != reason:
+                        logger.warning(
+                            "AMI connect to %s:%s failed: %s",
+                            self.config.host,
+                            self.config.port,
+                            reason,
+                            extra={"action": "ami_connect"},
+                        )
+                    self._set_state(AmiState.DISCONNECTED, reason)
+                else:
+                    delay = self.config.reconnect_min_s
+                    await self._watch(stop)
+                self._teardown()
+                if stop.is_set():
+                    break
+                # Full jitter: many dialers restarting with one PBX must not
+                # reconnect in lock-step.
+                await _sleep_or_stop(stop, random.uniform(delay / 2, delay))
+                delay = min(delay * 2, self.config.reconnect_max_s)
+                self.reconnects += 1
+        finally:
+            self._teardown()
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
+
+    async def _connect(self) -> None:
+        self._set_state(AmiState.CONNECTING)
+        self._lost = lost = asyncio.Event()
+        manager = _Manager(
+            on_lost=lambda exc: lost.set(),
+            host=self.config.host,
+            port=self.config.port,
+            loop=asyncio.get_running_loop(),
+            # Our watchdog pings; panoramisk's ping is disabled anyway.
+            ping_delay=10**6,
+            # Login is ours (below), so that a refused secret is an error we see.
+            forgetable_actions=("ping", "login"),
+        )
+        manager.register_event("*", self._enqueue)
+        self._manager = manager
+        await asyncio.wait_for(manager.connect(), self.config.connect_timeout_s)
+        reply = await self._send(
+            {
+                "Action": "Login",
+                "Username": self.config.username,
+                "Secret": self.config.secret,
+                "Events": "on",
+            },
+            self.config.connect_timeout_s,
+        )
+        if reply[0].get("Response") != "Success":
+            raise AmiAuthError(
+                f"AMI login refused for user {self.config.username!r} at "
+                f"{self.config.host}:{self.config.port}: "
+                f"{reply[0].get('Message') or 'authentication failed'} "
+                "(check ami.username / ami.secret against manager.conf)"
+            )
+        self.asterisk_version = getattr(manager.protocol, "version", None)
+        was_down = self._logged_in_once
+        self._logged_in_once = True
+        self._set_state(AmiState.CONNECTED)
+        logger.info(
+            "AMI %s to %s:%s",
+            "reconnected" if was_down else "connected",
+            self.config.host,
+            self.config.port,
+            extra={"action": "ami_connect"},
+        )
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """Return when the link is lost, stops answering pings, or we stop."""
+        assert self._lost is not None
+        lost = self._lost
+        while not stop.is_set() and not lost.is_set():
+            await _first_of(stop, lost, timeout=self.config.ping_interval_s)
+            if stop.is_set() or lost.is_set():
+                break
+            try:
+                await self._send({"Action": "Ping"}, self.config.ping_interval_s)
+            except (TimeoutError, AmiError):
+                logger.warning(
+                    "AMI peer stopped answering pings; reconnecting",
+                    extra={"action": "ami_watchdog"},
+                )
+                break
+        if lost.is_set() and not stop.is_set():
+            logger.warning("AMI connection lost", extra={"action": "ami_disconnect"})
+
+    def _teardown(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            with contextlib.suppress(Exception):
+                manager.close()
+        for fut in self._pending:
+            if not fut.done():
+                fut.set_exception(AmiDisconnected("AMI connection lost before the reply"))
+        self._pending.clear()
+        if self.state is not AmiState.DISCONNECTED:
+            self._set_state(AmiState.DISCONNECTED, self.last_error or "connection closed")
+
+    def _set_state(self, state: AmiState, error: str | None = None) -> None:
+        if error is not None:
+            self.last_error = error
+        if state is AmiState.CONNECTED:
+            self.last_error = None
+            self._connected.set()
+        else:
+            self._connected.clear()
+        if state is not self.state:
+            self.state = state
+            for listener in self._state_listeners:
+                listener(state)
+
+    # --- actions ---------------------------------------------------------------------
+    async def send_action(
+        self, action: Mapping[str, str | list[str]], timeout: float | None = None
+    ) -> list[Any]:
+        """Send an action and return every message of its reply.
+
+        Raises AmiDisconnected when there is no connection or it drops before
+        the reply, TimeoutError after ``timeout`` (default
+        ami.action_timeout_s). Never retried or re-sent.
+        """
+        if not self.connected:
+            raise AmiDisconnected()
+        return await self._send(action, timeout or self.config.action_timeout_s)
+
+    async def _send(self, action: Mapping[str, str | list[str]], timeout: float) -> list[Any]:
+        manager = self._manager
+        name = str(action.get("Action", ""))
+        if manager is None or manager.protocol is None:
+            raise AmiDisconnected()
+        sent = time.monotonic()
+
+        def replied() -> None:
+            for observer in self._action_observers:
+                observer.action_replied(name, time.monotonic() - sent)
+
+        fut = manager.send_action(_TimedAction(action, replied))
+        self._pending.add(fut)
+        try:
+            reply = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self._action_failed(name, "timeout")
+            raise
+        except AmiDisconnected:
+            self._action_failed(name, "disconnected")
+            raise
+        finally:
+            self._pending.discard(fut)
+        return reply if isinstance(reply, list) else [reply]
+
+    def _action_failed(self, name: str, reason: str) -> None:
+        for observer in self._action_observers:
+            observer.action_failed(name, reason)
+
+    # --- events ------------------------------------------------------------------------
+    def _enqueue(self, _manager: Any, event: Event) -> None:
+        self._events.put_nowait(event)
+
+    async def _dispatch(self) -> None:
+        while True:
+            event = await self._events.get()
+            for handler in self._handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    logger.exception(
+                        "AMI event handler failed on %s",
+                        event.get("Event"),
+                        extra={"action": "ami_event"},
+                    )
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return str(exc) or type(exc).__name__
