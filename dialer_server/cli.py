@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="run the daemon")
     sub.add_parser("migrate", help="bring the database schema up to date")
-    sub.add_parser("demo", help="place one demo call per outcome through Asterisk")
+    sub.add_parser(
+        "demo", help="run a demo campaign through the running daemon's API (see scripts/demo)"
+    )
     sub.add_parser("check-config", help="validate the configuration and print it")
     _add_import_parser(sub)
     _add_campaign_parser(sub)

@@ -72,6 +72,14 @@ def _stack_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    # A stack that was up before this session (KEEP_STACK=1 earlier, or another
+    # run's) is left up at its end: only what this session started, it stops.
+    was_up = (
+        subprocess.run(
+            [str(STACK_SCRIPT), "status"], env=_stack_env(), capture_output=True, timeout=60
+        ).returncode
+        == 0
+    )
     proc = subprocess.run(
         [str(STACK_SCRIPT), "start"],
         env=_stack_env(),
@@ -89,7 +97,7 @@ def stack() -> Iterator[Stack]:
         key, _, value = line.removeprefix("export ").partition("=")
         env[key] = value
     yield Stack(env)
-    if os.environ.get("KEEP_STACK") != "1":
+    if os.environ.get("KEEP_STACK") != "1" and not was_up:
         subprocess.run(
             [str(STACK_SCRIPT), "stop"], env=_stack_env(), capture_output=True, timeout=120
         )
