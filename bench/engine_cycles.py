@@ -1,10 +1,17 @@
-"""Full call cycles per second: the campaign engine vs a bare panoramisk loop.
+"""Full call cycles per second, and CPU per call: the campaign engine vs a bare panoramisk loop.
 
 Both sides place the same calls through the same real Asterisk to the same
 sipp far end (answer, hold 1 s, hang up), CONCURRENCY at a time, and count
 completed cycles (Originate -> answer -> Hangup) per second of wall time.
 The bare loop has no database, no strategy and no bookkeeping: it is what
 Asterisk and sipp can do on this machine, so the ratio is the engine's cost.
+
+Around each phase the CPU time of each process tree is read from /proc
+(bench/processes.py): the dialer (the bare loop runs in this process; the
+engine is a daemon subprocess, run as operators run it), PostgreSQL (the
+postmaster and its backends), Asterisk and sipp. Divided by the completed
+calls, that is what one call costs each of them; the last line repeats every
+figure as JSON, so runs can be compared.
 
     python bench/engine_cycles.py   (needs a running stack: scripts/bench does it all)
 """
@@ -14,11 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import os
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import panoramisk
@@ -26,8 +35,15 @@ import panoramisk
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from processes import (  # noqa: E402  (bench/processes.py)
+    CpuMeter,
+    Stack,
+    fresh_database,
+    start_daemon,
+    stop_daemon,
+)
+
 from dialer_server.config import load_config  # noqa: E402
-from dialer_server.daemon import Daemon  # noqa: E402
 from dialer_server.engine import store  # noqa: E402
 from dialer_server.engine.strategy import parse_strategy, strategy_to_dict  # noqa: E402
 
@@ -99,74 +115,154 @@ async def bare_loop(
     return len(calls) / elapsed
 
 
-async def engine(calls: list[str], concurrency: int) -> float:
-    """The same calls as a campaign run by the daemon; cycles per second."""
-    base = load_config()
-    url = base.database.url
-    name = f"dialer_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    db_url = url.rsplit("/", 1)[0] + "/" + name
-    config = dataclasses.replace(
-        base,
-        database=dataclasses.replace(base.database, url=db_url),
-        http=dataclasses.replace(base.http, port=0),
-        dialing=dataclasses.replace(
-            base.dialing, strategies_dir=str(ROOT / "strategies"), tick_s=0.05
-        ),
+@dataclasses.dataclass
+class Phase:
+    """One side's run: its rate and the CPU seconds each process tree used."""
+
+    calls: int
+    elapsed_s: float
+    cpu_s: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.elapsed_s
+
+    def ms_per_call(self, name: str) -> float | None:
+        used = self.cpu_s.get(name)
+        return None if used is None else 1000 * used / self.calls
+
+
+def _meter(stack: Stack, dialer_pid: int) -> CpuMeter:
+    return CpuMeter(
+        {
+            "dialer": dialer_pid,
+            "postgresql": stack.postgres,
+            "asterisk": stack.asterisk,
+            "sipp": stack.sipp,
+        }
     )
-    daemon = Daemon(config)
-    task = asyncio.create_task(daemon.run())
-    try:
-        while daemon.scheduler is None or not daemon.ami.connected:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
-        conn = await asyncpg.connect(db_url)
-        strategy = parse_strategy(ONE_CALL)
-        strategy_id, _ = await store.save_strategy_version(
-            conn, strategy.name, strategy.version, strategy_to_dict(strategy)
-        )
-        campaign_id = await store.create_campaign(
-            conn,
-            "bench",
-            strategy_id=strategy_id,
-            max_concurrent_calls=concurrency,
-            max_calls_per_second=1000,
-            calling_window={
-                "hours": {
-                    d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-                }
+
+
+async def bare(config: Any, stack: Stack, calls: list[str], concurrency: int) -> Phase:
+    meter = _meter(stack, os.getpid())
+    meter.start()
+    started = time.monotonic()
+    await bare_loop(
+        config.ami.host,
+        config.ami.port,
+        config.ami.username,
+        config.ami.secret,
+        config.dialing.trunk,
+        calls,
+        concurrency,
+    )
+    elapsed = time.monotonic() - started
+    cpu = meter.stop()
+    del cpu["postgresql"]  # no database: what it did meanwhile is not the loop's
+    return Phase(len(calls), elapsed, cpu)
+
+
+async def engine(stack: Stack, calls: list[str], concurrency: int) -> Phase:
+    """The same calls as a campaign run by a daemon subprocess."""
+    async with fresh_database(load_config().database.url) as db_url:
+        daemon = await start_daemon(
+            ROOT,
+            {
+                "DIALER_DATABASE_URL": db_url,
+                "DIALER_DIALING_STRATEGIES_DIR": str(ROOT / "strategies"),
+                "DIALER_DIALING_TICK_S": "0.05",
             },
         )
-        await conn.copy_records_to_table(
-            "contacts",
-            columns=["campaign_id", "external_id", "phone1", "next_attempt_at"],
-            records=[(campaign_id, str(i), n, None) for i, n in enumerate(calls)],
-        )
-        await conn.execute("UPDATE contacts SET next_attempt_at = now()")
-        started = time.monotonic()
-        await store.set_campaign_state(conn, campaign_id, "running")
-        while (
-            await conn.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id)
-            != "completed"
-        ):
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
-        elapsed = time.monotonic() - started
-        answered = await conn.fetchval("SELECT count(*) FROM attempts WHERE outcome = 'answered'")
-        await conn.close()
-        if answered != len(calls):
-            raise SystemExit(f"engine: only {answered} of {len(calls)} calls answered")
-        return len(calls) / elapsed
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 30)
-        admin = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        try:
+            conn = await asyncpg.connect(db_url)
+            campaign_id = await _campaign(conn, calls, concurrency)
+            meter = _meter(stack, daemon.pid)
+            meter.start()
+            started = time.monotonic()
+            await store.set_campaign_state(conn, campaign_id, "running")
+            while (
+                await conn.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id)
+                != "completed"
+            ):
+                if daemon.returncode is not None:
+                    raise SystemExit(f"engine: the daemon exited with {daemon.returncode}")
+                await asyncio.sleep(0.2)
+            elapsed = time.monotonic() - started
+            cpu = meter.stop()
+            answered = await conn.fetchval(
+                "SELECT count(*) FROM attempts WHERE outcome = 'answered'"
+            )
+            await conn.close()
+        finally:
+            await stop_daemon(daemon)
+    if answered != len(calls):
+        raise SystemExit(f"engine: only {answered} of {len(calls)} calls answered")
+    return Phase(len(calls), elapsed, cpu)
+
+
+async def _campaign(conn: Any, calls: list[str], concurrency: int) -> int:
+    """A stopped campaign of one contact per call, every contact due."""
+    strategy = parse_strategy(ONE_CALL)
+    strategy_id, _ = await store.save_strategy_version(
+        conn, strategy.name, strategy.version, strategy_to_dict(strategy)
+    )
+    campaign_id = await store.create_campaign(
+        conn,
+        "bench",
+        strategy_id=strategy_id,
+        max_concurrent_calls=concurrency,
+        max_calls_per_second=1000,
+        calling_window={
+            "hours": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        },
+    )
+    await conn.copy_records_to_table(
+        "contacts",
+        columns=["campaign_id", "external_id", "phone1", "next_attempt_at"],
+        records=[(campaign_id, str(i), n, None) for i, n in enumerate(calls)],
+    )
+    await conn.execute("UPDATE contacts SET next_attempt_at = now()")
+    return campaign_id
+
+
+def report(bare_phase: Phase, engine_phase: Phase, concurrency: int) -> None:
+    ratio = engine_phase.rate / bare_phase.rate
+    print(f"  bare panoramisk loop : {bare_phase.rate:7.2f} call cycles/s")
+    print(f"  campaign engine      : {engine_phase.rate:7.2f} call cycles/s")
+    print(f"  ratio engine/bare    : {ratio:7.2f}")
+    print("  CPU per completed call (ms)    bare   engine")
+    rows = {}
+    for name in ("dialer", "postgresql", "asterisk", "sipp"):
+        b, e = bare_phase.ms_per_call(name), engine_phase.ms_per_call(name)
+        rows[name] = {"bare": b, "engine": e}
+        shown = [f"{v:8.3f}" if v is not None else "       -" for v in (b, e)]
+        print(f"    {name:<27}{shown[0]} {shown[1]}")
+    dialer_db = (engine_phase.ms_per_call("dialer") or 0) + (
+        engine_phase.ms_per_call("postgresql") or 0
+    )
+    asterisk = engine_phase.ms_per_call("asterisk") or 0
+    share = dialer_db / asterisk if asterisk else float("nan")
+    print(f"  dialer + PostgreSQL per Asterisk, engine: {share:.2f}")
+    print(
+        "JSON "
+        + json.dumps(
+            {
+                "calls": bare_phase.calls,
+                "concurrency": concurrency,
+                "cpus": os.cpu_count(),
+                "bare_cycles_per_s": round(bare_phase.rate, 2),
+                "engine_cycles_per_s": round(engine_phase.rate, 2),
+                "ratio": round(ratio, 3),
+                "cpu_ms_per_call": {
+                    name: {k: None if v is None else round(v, 4) for k, v in sides.items()}
+                    for name, sides in rows.items()
+                },
+                "dialer_and_postgresql_per_asterisk": round(share, 3),
+            },
+            sort_keys=True,
+        ),
+        flush=True,
+    )
 
 
 async def main() -> None:
@@ -175,25 +271,17 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=300)
     args = parser.parse_args()
     config = load_config()
+    stack = Stack.running()
     calls = numbers(args.calls)
     print(
         f"{args.calls} calls, {args.concurrency} at a time, far end holds 1 s "
-        f"(Asterisk {config.ami.host}:{config.ami.port}, {os.cpu_count()} CPUs)",
+        f"(Asterisk {config.ami.host}:{config.ami.port}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f})",
         flush=True,
     )
-    bare = await bare_loop(
-        config.ami.host,
-        config.ami.port,
-        config.ami.username,
-        config.ami.secret,
-        config.dialing.trunk,
-        calls,
-        args.concurrency,
-    )
-    print(f"  bare panoramisk loop : {bare:7.2f} call cycles/s", flush=True)
-    eng = await engine(calls, args.concurrency)
-    print(f"  campaign engine      : {eng:7.2f} call cycles/s", flush=True)
-    print(f"  ratio engine/bare    : {eng / bare:7.2f}")
+    bare_phase = await bare(config, stack, calls, args.concurrency)
+    engine_phase = await engine(stack, calls, args.concurrency)
+    report(bare_phase, engine_phase, args.concurrency)
 
 
 if __name__ == "__main__":
