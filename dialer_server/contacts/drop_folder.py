@@ -45,7 +45,8 @@ from .rows import ImportFileError
 
 logger = logging.getLogger(__name__)
 
-FILE_NAME = re.compile(r"^(\d+)-.*\.(csv|xlsx)$", re.IGNORECASE)
+# ASCII digits only: int() would also read other scripts' digits ("\u0663" is 3).
+FILE_NAME = re.compile(r"^([0-9]+)-.*\.(csv|xlsx)$", re.IGNORECASE)
 _EXTENSIONS = (".csv", ".xlsx")
 _ACQUIRE_TIMEOUT_S = 10.0
 

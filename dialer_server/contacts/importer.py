@@ -75,11 +75,20 @@ CHUNK_ROWS = 10_000
 # From this many rows an import is worth starting worker processes for (about a second).
 PARALLEL_MIN_ROWS = 50_000
 _BUFFER_TABLE = "contact_import_rows"
+# Campaign ids are PostgreSQL bigints: an id outside this range names no campaign.
+_MAX_CAMPAIGN_ID = 2**63 - 1
 _XLSX_MAGIC = b"PK\x03\x04"
 
 
 class CampaignNotFound(DialerError):
     """No such campaign."""
+
+
+def _check_campaign_id(campaign_id: int) -> None:
+    # Beyond bigint the driver would refuse the query argument itself: an error that is
+    # not about PostgreSQL but about an id no campaign can have.
+    if not 1 <= campaign_id <= _MAX_CAMPAIGN_ID:
+        raise CampaignNotFound(f"campaign {campaign_id} does not exist")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,6 +389,7 @@ async def import_contacts(
     ``conn`` is an asyncpg connection (not a pool); if it is already in a transaction the
     import runs in a savepoint. Raises CampaignNotFound when the campaign does not exist.
     """
+    _check_campaign_id(campaign_id)
     if workers is None:
         cpus = os.cpu_count() or 1
         workers = cpus if cpus > 1 and len(rows) >= PARALLEL_MIN_ROWS else 0
@@ -506,6 +516,7 @@ def _columns_present(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 async def campaign_region(conn: Any, campaign_id: int) -> str:
     """The campaign's default region; CampaignNotFound if there is no such campaign."""
+    _check_campaign_id(campaign_id)
     region = await conn.fetchval(query("contact_import_campaign_region"), campaign_id)
     if region is None:
         raise CampaignNotFound(f"campaign {campaign_id} does not exist")

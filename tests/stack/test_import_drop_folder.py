@@ -137,6 +137,35 @@ async def test_files_that_cannot_be_imported_go_to_failed_with_the_reason(
     assert await stored(pool, campaign_id) == []
 
 
+async def test_a_campaign_id_no_campaign_can_have_is_a_clear_rejection_not_an_internal_error(
+    pool: Any, campaign_id: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    drop = folder(pool, tmp_path, clock)
+    beyond_int64 = str(2**63)
+    files = [f"{beyond_int64}-leads.csv", f"{'9' * 40}-leads.csv", "0-leads.csv"]
+    for name in files:
+        (tmp_path / name).write_bytes(GOOD_AND_BAD)
+    # Digits of another script are not a campaign id (int() would read "٣" as 3).
+    arabic_three = f"\u0663{campaign_id}-leads.csv"
+    (tmp_path / arabic_three).write_bytes(GOOD_AND_BAD)
+
+    await drop.scan()
+    clock.now += 2.0
+    with caplog.at_level("WARNING"):
+        moved = await drop.scan()
+
+    assert sorted(p.name for p in moved) == sorted([*files, arabic_three])
+    assert all(p.parent.name == "failed" for p in moved)
+    errors = {p.name: report_of(p)["error"] for p in moved}
+    assert errors[f"{beyond_int64}-leads.csv"] == f"campaign {beyond_int64} does not exist"
+    assert errors["0-leads.csv"] == "campaign 0 does not exist"
+    assert "must start with the campaign id" in errors[arabic_three]
+    assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert not any("internal error" in e for e in errors.values()), errors
+    assert await stored(pool, campaign_id) == []
+
+
 async def test_all_or_nothing_sends_a_file_with_a_bad_row_to_failed(
     pool: Any, campaign_id: int, tmp_path: Path
 ) -> None:

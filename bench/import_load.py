@@ -1,0 +1,329 @@
+"""The daemon under big imports: its memory, its answer, and whether its event loop answers.
+
+Starts a real daemon (``python -m dialer_server run``, a fresh database per scenario) on
+the stack whose settings are in the environment, sends it one import per scenario through
+the HTTP API, and measures while the import runs:
+
+- the daemon's memory: the peak RSS of the daemon process (``VmHWM``) and the peak RSS of
+  the daemon with its children (validation worker processes), sampled every 20 ms;
+- ``/healthz``: one probe every 20 ms on a connection of its own, each waiting for its
+  answer; the longest wait is how long the event loop that carries every call's AMI
+  events was held up;
+- the import's answer: status, size in bytes, seconds.
+
+Scenarios (``--only`` picks some):
+
+- ``bad-csv``: a 2 MB CSV of bad rows (``1,2,3,4,5`` under phone1..phone5: five problems a
+  row), the file upload route;
+- ``json-1m``: 1,000,000 contacts as one JSON batch (POST .../contacts);
+- ``csv-1m``: 1,000,000 good contacts as a CSV file (70 MB, the file upload route).
+
+Not a pass/fail test: it prints what it measured in this run.
+
+    python bench/import_load.py [--only bad-csv,json-1m,csv-1m] [--rows N]
+    (scripts/bench-import-load starts a stack of its own and runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.import_contacts import generate  # noqa: E402
+
+TOKEN = "bench-import-load-token-0123456789"
+STRATEGY = {
+    "name": "bench-load",
+    "version": 1,
+    "caps": {"per_contact": 1},
+    "attempts": [{"phone": 1, "ring_timeout_s": 15}],
+}
+
+
+def bad_csv(size: int = 2_000_000) -> bytes:
+    """A CSV of rows that are all bad: five invalid numbers each."""
+    line = b"1,2,3,4,5\n"
+    return b"phone1,phone2,phone3,phone4,phone5\n" + line * (size // len(line))
+
+
+def json_batch(count: int) -> bytes:
+    numbers = ",".join(
+        f'{{"phone1":"+1{200 + i // 10_000 % 800}555{i % 10_000:04d}"}}' for i in range(count)
+    )
+    return ('{"contacts":[' + numbers + "]}").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, grandchildren... (worker processes, the forkserver)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class Sampler(threading.Thread):
+    """Samples the daemon tree's RSS and probes /healthz until stopped."""
+
+    def __init__(self, pid: int, port: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.port = port
+        self.stop = threading.Event()
+        self.tree_peak_kb = 0
+        self.waits: list[float] = []
+        self.failed = 0
+
+    def run(self) -> None:
+        prober = threading.Thread(target=self._probe, daemon=True)
+        prober.start()
+        while not self.stop.is_set():
+            tree = rss_kb(self.pid) + sum(rss_kb(p) for p in descendants(self.pid))
+            self.tree_peak_kb = max(self.tree_peak_kb, tree)
+            self.stop.wait(0.02)
+        prober.join()
+
+    def _probe(self) -> None:
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                conn.request("GET", "/healthz")
+                ok = conn.getresponse().status == 200
+                conn.close()
+            except OSError:
+                ok = False
+            self.waits.append(time.perf_counter() - started)
+            if not ok:
+                self.failed += 1
+            self.stop.wait(0.02)
+
+
+def request(
+    port: int, method: str, path: str, body: bytes | None, content_type: str | None
+) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
+class Daemon:
+    def __init__(self, database_url: str, log: Path) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(
+            DIALER_DATABASE_URL=database_url,
+            DIALER_HTTP_HOST="127.0.0.1",
+            DIALER_HTTP_PORT=str(self.port),
+            DIALER_API_TOKENS=f"bench:{TOKEN}",
+            DIALER_DIALING_STRATEGIES_DIR=str(ROOT / "strategies"),
+            DIALER_LOG_LEVEL="warning",
+        )
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dialer_server", "run"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"the daemon did not start: see {log}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+async def _admin(url: str, sql: str) -> None:
+    server, _, _ = url.rpartition("/")
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def run_scenario(
+    name: str, make: Callable[[], tuple[str, bytes, str]], base_url: str, logs: Path
+) -> dict[str, Any]:
+    import asyncio
+
+    server, _, _ = base_url.rpartition("/")
+    db = f"dialer_bench_load_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(base_url, f'CREATE DATABASE "{db}"'))
+    daemon = Daemon(f"{server}/{db}", logs / f"{name}.log")
+    try:
+        status, _ = request(
+            daemon.port,
+            "POST",
+            "/api/v1/strategies",
+            json.dumps(STRATEGY).encode(),
+            "application/json",
+        )
+        assert status in (200, 201), status
+        status, created = request(
+            daemon.port,
+            "POST",
+            "/api/v1/campaigns",
+            json.dumps({"name": name, "strategy": STRATEGY["name"]}).encode(),
+            "application/json",
+        )
+        assert status == 201, created
+        campaign = json.loads(created)["id"]
+        route, body, content_type = make()
+        idle_kb = rss_kb(daemon.proc.pid)
+        sampler = Sampler(daemon.proc.pid, daemon.port)
+        sampler.start()
+        started = time.perf_counter()
+        status, answer = request(
+            daemon.port, "POST", route.format(id=campaign), body, content_type
+        )
+        seconds = time.perf_counter() - started
+        time.sleep(0.1)
+        sampler.stop.set()
+        sampler.join()
+        peak_kb = rss_kb(daemon.proc.pid, "VmHWM")
+        alive = daemon.proc.poll() is None
+    finally:
+        daemon.close()
+        asyncio.run(_admin(base_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    waits = sorted(sampler.waits)
+    summary: dict[str, Any] = {}
+    try:
+        parsed = json.loads(answer)
+        summary = {k: parsed[k] for k in ("received", "inserted", "rejected_rows") if k in parsed}
+        if "error" in parsed:
+            summary["error"] = parsed["error"]["code"]
+    except ValueError:
+        pass
+    return {
+        "scenario": name,
+        "body_mb": len(body) / 1e6,
+        "status": status,
+        "answer_bytes": len(answer),
+        "seconds": seconds,
+        "idle_mb": idle_kb / 1024,
+        "daemon_peak_mb": peak_kb / 1024,
+        "tree_peak_mb": sampler.tree_peak_kb / 1024,
+        "healthz_probes": len(waits),
+        "healthz_failed": sampler.failed,
+        "healthz_max_ms": waits[-1] * 1000 if waits else float("nan"),
+        "healthz_p99_ms": waits[int(len(waits) * 0.99) - 1] * 1000 if waits else float("nan"),
+        "healthz_median_ms": statistics.median(waits) * 1000 if waits else float("nan"),
+        "answer": summary,
+        "daemon_alive": alive,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", default="bad-csv,json-1m,csv-1m")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    base_url = os.environ.get("DIALER_DATABASE_URL")
+    if not base_url:
+        raise SystemExit("DIALER_DATABASE_URL is not set: run `eval \"$(scripts/stack env)\"`")
+
+    def csv_1m() -> tuple[str, bytes, str]:
+        data, _ = generate(args.rows)
+        return "/api/v1/campaigns/{id}/contacts/file", data, "text/csv"
+
+    scenarios: dict[str, Callable[[], tuple[str, bytes, str]]] = {
+        "bad-csv": lambda: ("/api/v1/campaigns/{id}/contacts/file", bad_csv(), "text/csv"),
+        "json-1m": lambda: (
+            "/api/v1/campaigns/{id}/contacts",
+            json_batch(args.rows),
+            "application/json",
+        ),
+        "csv-1m": csv_1m,
+    }
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"/healthz probed every 20 ms during each import",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-import-load-") as logs:
+        for name in args.only.split(","):
+            result = run_scenario(name, scenarios[name], base_url, Path(logs))
+            print(
+                f"{name:8} {result['body_mb']:6.1f} MB -> {result['status']} "
+                f"answer {result['answer_bytes']:,} B in {result['seconds']:.1f} s {result['answer']}\n"
+                f"         RSS: idle {result['idle_mb']:.0f} MB, daemon peak "
+                f"{result['daemon_peak_mb']:.0f} MB, with its workers {result['tree_peak_mb']:.0f} MB"
+                f"{'' if result['daemon_alive'] else ' (the daemon DIED)'}\n"
+                f"         /healthz: {result['healthz_probes']} probes, "
+                f"{result['healthz_failed']} failed, median "
+                f"{result['healthz_median_ms']:.1f} ms, p99 {result['healthz_p99_ms']:.0f} ms, "
+                f"max {result['healthz_max_ms']:.0f} ms",
+                flush=True,
+            )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
