@@ -108,10 +108,16 @@ DEFAULT_STRATEGY = "default"
 # answered calls to the members of an Asterisk queue (the campaign's ``queue``).
 AGENT_MODES = tuple(mode.value for mode in Mode)
 MODES = ("automated", "ivr", *AGENT_MODES)
-# Asterisk sound names become dialplan arguments: the CHECK constraint of
-# campaigns.ivr_playback and machine_message (migration 0006), character for
-# character. Use it with fullmatch: Python's $ also matches before a final "\n".
-SOUND_PATTERN = "^[A-Za-z0-9_./&-]{1,255}$"
+# Asterisk sound names (ivr_playback, machine_message, abandon_message) become
+# dialplan arguments, and Asterisk reads them under its sounds folder: names, never
+# paths. A name is segments of A-Z a-z 0-9 _ - (a dot only between two of them: no
+# "..", no hidden file) joined by "/" (no leading "/": not absolute); "&" joins
+# several; 1-255 characters in all. The CHECK constraints of those columns
+# (migration 0013) are this pattern character for character, and the API's schema
+# uses it. Use it with fullmatch: Python's $ also matches before a final "\n".
+_SOUND_SEGMENT = r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*"
+_SOUND_NAME = rf"{_SOUND_SEGMENT}(/{_SOUND_SEGMENT})*"
+SOUND_PATTERN = rf"^(?=.{{1,255}}$){_SOUND_NAME}(&{_SOUND_NAME})*$"
 _SOUND = re.compile(SOUND_PATTERN)
 # A trunk goes into the Originate channel (PJSIP/number@trunk): only the
 # characters of an endpoint name, so it cannot smuggle in a second channel.
@@ -430,7 +436,10 @@ def check_sound(value: Any, field: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _SOUND.fullmatch(value):
-        message = "must be an Asterisk sound name: 1-255 of A-Z a-z 0-9 _ . / & -"
+        message = (
+            "must be an Asterisk sound name (custom/offer; a&b plays two): 1-255 of "
+            'A-Z a-z 0-9 _ . / & -, never a path (no "..", no leading "/")'
+        )
         raise InvalidInput(f"{field} {message}, or null", details=[_field(field, message)])
     return value
 

@@ -46,9 +46,11 @@ CREATE TABLE campaigns (
     amd                  boolean NOT NULL DEFAULT false,
     -- Asterisk sound names: the campaign's prompt or message (DIALER_PLAYBACK) and
     -- what to leave on answering machines (DIALER_MACHINE_MESSAGE). They go into
-    -- dialplan arguments: no commas, spaces or line breaks.
-    ivr_playback         text CHECK (ivr_playback ~ '^[A-Za-z0-9_./&-]{1,255}$'),
-    machine_message      text CHECK (machine_message ~ '^[A-Za-z0-9_./&-]{1,255}$'),
+    -- dialplan arguments (no commas, spaces or line breaks) and are read under
+    -- Asterisk's sounds folder: names, never paths (no "..", no leading "/"; see
+    -- SOUND_PATTERN in campaigns/operations.py, migration 0013).
+    ivr_playback         text CHECK (ivr_playback ~ '^(?=.{1,255}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*(&[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*)*$'),
+    machine_message      text CHECK (machine_message ~ '^(?=.{1,255}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*(&[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*)*$'),
     -- Agent modes (migration 0009): the queue whose members take the calls
     -- (DIALER_QUEUE); power: calls per free agent; predictive: the abandon rate
     -- never to exceed (of answered calls, rolling 24 h and 30 days), the rate
@@ -61,7 +63,7 @@ CREATE TABLE campaigns (
                          CHECK (abandon_cap > 0 AND abandon_cap <= 0.5),
     abandon_target       numeric(5, 4) NOT NULL DEFAULT 0.02 CHECK (abandon_target > 0),
     max_dial_ratio       numeric(4, 2) NOT NULL DEFAULT 3 CHECK (max_dial_ratio BETWEEN 1 AND 5),
-    abandon_message      text CHECK (abandon_message ~ '^[A-Za-z0-9_./&-]{1,255}$'),
+    abandon_message      text CHECK (abandon_message ~ '^(?=.{1,255}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*(&[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*)*$'),
     agent_wait_s         numeric(4, 1) NOT NULL DEFAULT 2 CHECK (agent_wait_s BETWEEN 1 AND 60),
     CONSTRAINT campaigns_abandon_target_within_cap CHECK (abandon_target <= abandon_cap)
 );

@@ -387,7 +387,7 @@ async def test_a_sound_name_the_database_would_refuse_is_422_naming_the_field(
     await api.new_strategy()
     campaign = await api.new_campaign(ivr_playback="custom/offer")
     path = f"/api/v1/campaigns/{campaign['id']}"
-    # Each of these breaks the CHECK of migration 0006: a comma or a space would
+    # Each of these breaks the CHECK of the sound columns: a comma or a space would
     # split the dialplan argument; "\n" passes Python's $ but not PostgreSQL's.
     bad = ["custom/offer,x", "custom offer", "", "custom/offer\n", "ofr\u00e9", "a" * 256, 7]
     for field in ("ivr_playback", "machine_message"):
@@ -406,6 +406,55 @@ async def test_a_sound_name_the_database_would_refuse_is_422_naming_the_field(
     assert shown["ivr_playback"] == "custom/offer" and shown["amd"] is False
     listed = await api.ok("GET", "/api/v1/campaigns")
     assert [c["name"] for c in listed["items"]] == ["spring"]
+
+
+SOUND_SETTINGS = ("ivr_playback", "machine_message", "abandon_message")
+# What Asterisk would read outside its sounds folder, or as no name at all.
+NOT_SOUND_NAMES = [
+    "../../etc/passwd",
+    "/etc/passwd",
+    "custom/../../../etc/passwd",
+    "custom/..",
+    "..",
+    "custom/offer&/etc/passwd",
+    "custom/offer&../secret",
+    "custom/./offer",
+    ".hidden",
+    "custom//offer",
+    "custom/offer/",
+    "custom/offer&",
+    "a..b",
+]
+
+
+async def test_a_sound_name_is_a_name_never_a_path_out_of_the_sounds_folder(
+    api: Api, database_url: str
+) -> None:
+    await api.new_strategy()
+    campaign = await api.new_campaign()
+    path = f"/api/v1/campaigns/{campaign['id']}"
+    for field in SOUND_SETTINGS:
+        for value in NOT_SOUND_NAMES:
+            for reply in (
+                await api.post("/api/v1/campaigns", {"name": "b", field: value}),
+                await api.patch(path, {field: value}),
+            ):
+                assert reply.status == 422, (field, value, reply.status, reply.body)
+                assert [d["field"] for d in error_of(reply)["details"]] == [field]
+        for good in ("custom/survey&digits/1", "tt-monkeys", "en/custom/offer.v2", "a" * 255):
+            assert (await api.ok("PATCH", path, {field: good}))[field] == good
+    # The database refuses them too, whoever writes (the CHECK of each column).
+    conn = await asyncpg.connect(database_url)
+    try:
+        for field in SOUND_SETTINGS:
+            for value in NOT_SOUND_NAMES:
+                with pytest.raises(asyncpg.CheckViolationError):
+                    await conn.execute(
+                        f"UPDATE campaigns SET {field} = $1 WHERE id = $2", value, campaign["id"]
+                    )
+    finally:
+        await conn.close()
+    assert (await api.get("/api/v1/campaigns")).body["items"][0]["name"] == "spring"
 
 
 async def test_agent_modes_and_their_settings_are_set_read_checked_and_patched(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dialer_server.campaigns.operations import SOUND_PATTERN
 from dialer_server.engine.store import CAMPAIGN_DEFAULTS
 from dialer_server.engine.strategy import NAME_JSON_PATTERN
 from dialer_server.states import (
@@ -73,3 +74,14 @@ async def test_names_follow_the_one_name_pattern(pool: Any, table: str) -> None:
             if (match := re.search(r"name ~ '([^']*)'::text", definition))
         ]
     assert patterns == [NAME_JSON_PATTERN]
+
+
+@pytest.mark.parametrize("column", ["ivr_playback", "machine_message", "abandon_message"])
+async def test_sound_names_follow_the_one_sound_pattern(pool: Any, column: str) -> None:
+    async with pool.acquire() as conn:
+        patterns = [
+            match.group(1)
+            for definition in await _checks(conn, "campaigns")
+            if (match := re.search(rf"\({column} ~ '([^']*)'::text", definition))
+        ]
+    assert patterns == [SOUND_PATTERN]
