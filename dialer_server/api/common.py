@@ -148,8 +148,17 @@ def check_text(value: str, field: str) -> None:
 
 
 def query_text(
-    request: web.Request, name: str, *, choices: Sequence[str] | None = None, max_len: int = 100
+    request: web.Request,
+    name: str,
+    *,
+    choices: Sequence[str] | None = None,
+    max_len: int = 100,
+    pattern: str | None = None,
 ) -> str | None:
+    """The one value of query parameter ``name``, or None; InvalidInput when it is given
+    twice, holds text PostgreSQL cannot store, is longer than ``max_len``, is not one of
+    ``choices`` or does not match ``pattern`` (read as the parameter's JSON Schema reads
+    it: give the pattern the operation documents)."""
     values = request.query.getall(name, [])
     if not values:
         return None
@@ -165,6 +174,10 @@ def query_text(
         raise InvalidInput(
             f"query parameter {name} must be one of {', '.join(choices)}, got {value!r}",
             details=[_f(name)],
+        )
+    if pattern is not None and not _ecma_regex(pattern).search(value):
+        raise InvalidInput(
+            f"query parameter {name} must match {pattern}, got {value[:40]!r}", details=[_f(name)]
         )
     return value
 

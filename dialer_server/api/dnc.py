@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..campaigns import do_not_call
-from ..errors import InvalidInput
 from .common import (
     Operation,
     page,
@@ -26,13 +25,7 @@ def _campaign(request: web.Request) -> int | None:
 
 
 def _region(request: web.Request) -> str | None:
-    region = query_text(request, "region", max_len=2)
-    if region is not None and not (region.isascii() and region.isalpha() and region.isupper()):
-        raise InvalidInput(
-            "query parameter region must be two capital letters (US, GB...)",
-            details=[{"field": "region", "message": "invalid"}],
-        )
-    return region
+    return query_text(request, "region", max_len=2, pattern=s.REGION_PATTERN)
 
 
 async def add_numbers(request: web.Request) -> web.Response:
@@ -86,7 +79,7 @@ _NUMBER = s.path_param(
 )
 _REGION = s.query_param(
     "region",
-    {"type": "string", "pattern": "^[A-Z]{2}$"},
+    s.REGION,
     "How a national number is read (default: the campaign's default region; global: US)",
 )
 

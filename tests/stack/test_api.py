@@ -1197,6 +1197,26 @@ async def test_global_do_not_call_numbers_are_added_checked_listed_and_removed(a
     assert (await api.get("/api/v1/dnc/not-a-number")).status == 422
 
 
+async def test_a_region_the_schema_refuses_is_422_on_every_route_that_takes_one(
+    api: Api, campaign: dict[str, Any]
+) -> None:
+    await api.ok("POST", "/api/v1/dnc", {"numbers": ["+12025550101"]})
+    bad = ["X", "u", "us", "U1", "USA", "É1", " US", "US\n", ""]
+    for base in ("/api/v1/dnc", f"/api/v1/campaigns/{campaign['id']}/dnc"):
+        for region in bad:
+            for method in ("GET", "DELETE"):
+                reply = await api.request(
+                    method, f"{base}/%2B12025550101", params={"region": region}
+                )
+                assert reply.status == 422, (method, base, region, reply.status, reply.body)
+                assert error_of(reply)["details"] == [{"field": "region", "message": "invalid"}]
+            reply = await api.post(base, {"numbers": ["2025550101"], "region": region})
+            assert reply.status == 422, (base, region, reply.body)
+    # Nothing was taken off by a refused request.
+    assert (await api.ok("GET", "/api/v1/dnc/%2B12025550101"))["listed"] is True
+    assert (await api.ok("GET", "/api/v1/dnc/2025550101", params={"region": "US"}))["listed"]
+
+
 async def test_a_campaign_do_not_call_list_is_its_own_and_the_global_list_applies_to_it(
     api: Api, campaign: dict[str, Any]
 ) -> None:

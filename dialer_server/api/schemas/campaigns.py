@@ -7,7 +7,19 @@ from decimal import Decimal
 from ...campaigns.operations import ACTIONS, AGENT_MODES, MODES, SETTINGS, SOUND_PATTERN
 from ...engine.store import CAMPAIGN_DEFAULTS
 from ...states import CAMPAIGN_STATES
-from .common import DATETIME, ID, INT, NUMBER, STRATEGY_NAME, TEXT, Schema, nullable, obj, page_of
+from .common import (
+    DATETIME,
+    ID,
+    INT,
+    NUMBER,
+    REGION,
+    STRATEGY_NAME,
+    TEXT,
+    Schema,
+    nullable,
+    obj,
+    page_of,
+)
 
 # --- requests ---
 
@@ -124,7 +136,7 @@ _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "caller_id": nullable({"type": "string", "maxLength": 80}),
     "max_concurrent_calls": {"type": "integer", "minimum": 1, "maximum": 10000},
     "max_calls_per_second": {"type": "number", "minimum": 0.001, "maximum": 1000},
-    "default_region": {"type": "string", "pattern": "^[A-Z]{2}$"},
+    "default_region": REGION,
     "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
     "calling_window": CALLING_WINDOW,
     "mode": MODE,

@@ -38,6 +38,10 @@ def ref_schema(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# A region code as phonenumbers takes it (US, GB): campaigns' default_region, the
+# do-not-call lists' region. Query parameters are checked against it too.
+REGION_PATTERN = "^[A-Z]{2}$"
+REGION = {"type": "string", "pattern": REGION_PATTERN}
 TEXT = {"type": "string"}
 INT = {"type": "integer"}
 ID = {"type": "integer", "minimum": 1}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import DATETIME, ID, TEXT, Schema, nullable, obj, page_of
+from .common import DATETIME, ID, REGION, TEXT, Schema, nullable, obj, page_of
 
 DNC_ADD = obj(
     {
@@ -13,7 +13,7 @@ DNC_ADD = obj(
             "items": {"type": "string", "minLength": 1, "maxLength": 28},
         },
         "reason": nullable({"type": "string", "maxLength": 500}),
-        "region": {"type": "string", "pattern": "^[A-Z]{2}$"},
+        "region": REGION,
     },
     required=["numbers"],
 )
