@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,15 @@ COLUMNS = (
 )
 # Text the CRM wrote: a spreadsheet must not run it as a formula.
 _FREE_TEXT = frozenset({"external_id", *(f"param{i}" for i in range(1, 13))})
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What Excel, LibreOffice and Google Sheets start a formula with ("|" a DDE call; the
+# minus sign too), compared after NFKC so that the full-width and small forms an East
+# Asian input method types (U+FF1D, U+FF0B, U+FF0D, U+FF20, U+FF5C, U+FE66...) count
+# as what they stand for.
+_FORMULA_START = frozenset("=+-@|\u2212")
+# Spreadsheets skip these before they look for a formula: blanks of every kind, and
+# characters that show nothing (zero-width and direction marks, the byte order mark,
+# control characters).
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -43,16 +52,30 @@ def cell(value: Any) -> Any:
     return value
 
 
+def formula_safe(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs as a formula.
+
+    A leading quote makes a spreadsheet read the cell as text; it is added when the
+    first character that shows (past blanks and invisible marks) starts a formula, and
+    when the cell starts with a tab or a line break (OWASP's advice).
+    """
+    if text[:1] in ("\t", "\r", "\n"):
+        return "'" + text
+    for char in text:
+        if char.isspace() or unicodedata.category(char) in _INVISIBLE:
+            continue
+        if unicodedata.normalize("NFKC", char)[:1] in _FORMULA_START:
+            return "'" + text
+        break
+    return text
+
+
 def _csv_text(column: str, value: Any) -> str:
     value = cell(value)
     if value is None:
         return ""
     text = str(value)
-    # The usual guard against CSV formula injection: a leading quote makes a
-    # spreadsheet read the cell as text.
-    if column in _FREE_TEXT and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    return formula_safe(text) if column in _FREE_TEXT else text
 
 
 def csv_header() -> bytes:

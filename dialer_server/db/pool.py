@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
@@ -34,5 +33,23 @@ def _reason(exc: BaseException) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, fit for an error message."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """The URL without its secrets, fit for a message: the password of its user, every
+    value of its query (``?token=...``: a query often carries a key) and its fragment."""
+    scheme, separator, rest = url.partition("://")
+    if separator:
+        # The user's part ends at the last @ before the query: a password may hold
+        # characters a URL should have escaped (/, @), and a masked path is harmless.
+        end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+        at = rest.rfind("@", 0, end)
+        user, colon, _ = rest[:at].partition(":")
+        if at >= 0 and colon:
+            url = f"{scheme}://{user}:***{rest[at:]}"
+    base, hash_mark, _ = url.partition("#")
+    base, question_mark, query = base.partition("?")
+    if question_mark:
+        items = (
+            f"{name}=***" if equals else "***"
+            for name, equals, _ in (item.partition("=") for item in query.split("&"))
+        )
+        base = f"{base}?{'&'.join(items)}"
+    return base + ("#***" if hash_mark else "")

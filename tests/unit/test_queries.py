@@ -67,3 +67,18 @@ def test_query_names_are_unique_across_files() -> None:
 def test_passwords_never_reach_error_messages() -> None:
     assert redact_url("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_tokens_in_a_url_s_query_or_fragment_never_reach_a_message() -> None:
+    assert (
+        redact_url("https://crm:pw@crm.example.com/hooks?token=tok-123&team=7&flag#sig=abc")
+        == "https://crm:***@crm.example.com/hooks?token=***&team=***&***#***"
+    )
+    assert (
+        redact_url("postgresql://u@h:5432/db?password=secret&sslmode=require")
+        == "postgresql://u@h:5432/db?password=***&sslmode=***"
+    )
+    assert redact_url("https://crm.example.com/hooks") == "https://crm.example.com/hooks"
+    # Characters a password should have escaped, and a port, are handled.
+    assert redact_url("postgresql://u:p/a@ss@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("https://h:8443/x?a=b@c") == "https://h:8443/x?a=***"

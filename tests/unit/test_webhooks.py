@@ -100,7 +100,7 @@ def test_the_readme_verification_snippet_accepts_our_requests_and_no_others() ->
 
 def test_webhooks_settings_come_from_the_environment_and_the_secret_is_masked() -> None:
     env = {
-        "DIALER_WEBHOOKS_URL": "https://crm.example.com/hooks",
+        "DIALER_WEBHOOKS_URL": "https://crm:crm-password@crm.example.com/hooks?token=tok-9f8e7d",
         "DIALER_WEBHOOKS_SECRET": "top-secret-value",
         "DIALER_WEBHOOKS_MAX_BACKOFF_S": "60",
     }
@@ -120,8 +120,10 @@ def test_webhooks_settings_come_from_the_environment_and_the_secret_is_masked() 
         check=True,
     )
     assert "[webhooks]" in proc.stdout
-    assert "https://crm.example.com/hooks" in proc.stdout
-    assert "top-secret-value" not in proc.stdout + proc.stderr
+    # The URL's credentials (user:password, a token in its query) are masked too.
+    assert "url = 'https://crm:***@crm.example.com/hooks?token=***'" in proc.stdout
+    for secret in ("top-secret-value", "crm-password", "tok-9f8e7d"):
+        assert secret not in proc.stdout + proc.stderr
     assert "secret = '***'" in proc.stdout
 
 
