@@ -28,11 +28,19 @@ from typing import Any, Protocol
 
 import panoramisk
 import panoramisk.actions
+import panoramisk.ami_protocol
 
 from ..config import AmiConfig
 from ..errors import AmiAuthError, AmiDisconnected, AmiError
 
 logger = logging.getLogger(__name__)
+
+# What an AMI peer may make us hold while it has not finished a line or a message:
+# beyond these it is broken or hostile, and the link is dropped (then reconnected, with
+# backoff, like any lost link). Asterisk's messages are far smaller: a line is a header,
+# a message one event or reply (we send no Command whose output could be long).
+MAX_AMI_LINE_BYTES = 64 * 1024
+MAX_AMI_MESSAGE_BYTES = 1024 * 1024
 
 Event = Any  # panoramisk.Message: a case-insensitive dict of AMI headers
 EventHandler = Callable[[Event], None]
@@ -70,6 +78,36 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
             on_first_reply, self._on_first_reply = self._on_first_reply, None
             on_first_reply()
         return super().add_message(message)
+
+
+class _BoundedProtocol(panoramisk.ami_protocol.AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol, with a bound on what an unfinished line or message may buffer.
+
+    panoramisk keeps the unfinished end of the stream and appends every read to it: a
+    peer that never sends the blank line ending a message would grow it without end.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        super().data_received(data)
+        # The unfinished message panoramisk keeps (text after the last blank line).
+        pending = self.queue[0] if self.queue else ""
+        line = len(pending) - pending.rfind("\n") - 1
+        if line > MAX_AMI_LINE_BYTES:
+            self._refuse(f"a line longer than {MAX_AMI_LINE_BYTES} bytes")
+        elif len(pending) > MAX_AMI_MESSAGE_BYTES:
+            self._refuse(f"a message longer than {MAX_AMI_MESSAGE_BYTES} bytes")
+
+    def _refuse(self, what: str) -> None:
+        logger.warning(
+            "AMI peer sent %s without ending it: dropping the connection",
+            what,
+            extra={"action": "ami_protocol"},
+        )
+        self.queue.clear()
+        # abort(): drop what is buffered, do not wait to flush; connection_lost follows.
+        self.transport.abort()
 
 
 class _Manager(panoramisk.Manager):  # type: ignore[misc]
@@ -188,6 +226,7 @@ class AmiClient:
             ping_delay=10**6,
             # Login is ours (below), so that a refused secret is an error we see.
             forgetable_actions=("ping", "login"),
+            protocol_factory=_BoundedProtocol,
         )
         manager.register_event("*", self._enqueue)
         self._manager = manager

@@ -45,6 +45,19 @@ class FakeAmi:
         for writer in self._writers:
             writer.write(block.encode())
 
+    async def flood(self, head: bytes, filler: bytes, limit: int) -> int:
+        """Send ``head``, then ``filler`` over and over (never the blank line that ends a
+        message) until the peer drops the link or ``limit`` bytes went out; the bytes sent."""
+        writer = self._writers[-1]
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            writer.write(head)
+            while sent < limit and not writer.is_closing():
+                writer.write(filler)
+                sent += len(filler)
+                await writer.drain()
+        return sent
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.append(writer)
         writer.write(b"Asterisk Call Manager/9.0.0\r\n")

@@ -11,7 +11,7 @@ import pytest
 
 from dialer_server.config import AmiConfig
 from dialer_server.errors import AmiAuthError, AmiDisconnected
-from dialer_server.telephony.ami import AmiClient, AmiState
+from dialer_server.telephony.ami import MAX_AMI_MESSAGE_BYTES, AmiClient, AmiState
 
 from ..support.fake_ami import FakeAmi
 
@@ -146,3 +146,38 @@ async def test_action_timeout_is_enforced(fake: FakeAmi) -> None:
         await client.wait_connected(5)
         with pytest.raises(TimeoutError):
             await client.send_action({"Action": "Originate"}, timeout=0.2)
+
+
+@pytest.mark.parametrize(
+    ("what", "filler"),
+    [
+        # One line that never ends.
+        ("line", b"A" * 65536),
+        # Short lines, but never the blank line that ends the message.
+        ("message", b"Variable: x\r\n" * 4096),
+    ],
+)
+async def test_a_peer_that_never_ends_a_line_or_a_message_is_cut_off_not_buffered(
+    fake: FakeAmi, caplog: pytest.LogCaptureFixture, what: str, filler: bytes
+) -> None:
+    # No Ping watchdog in the way: the bound alone must cut the flood off.
+    client = AmiClient(_config(fake, ping_interval_s=60))
+    async with running(client):
+        await client.wait_connected(5)
+        with caplog.at_level("WARNING", logger="dialer_server.telephony.ami"):
+            # 512 MiB if nobody stops it: the client must drop the link long before.
+            flood = asyncio.create_task(fake.flood(b"Event: Flood\r\nValue: ", filler, 2**29))
+            await _until(lambda: not client.connected, timeout=20)
+            sent = await asyncio.wait_for(flood, 20)
+        # What the kernel's socket buffers held is all that went out beyond the bound.
+        assert sent < MAX_AMI_MESSAGE_BYTES + 16 * 2**20
+        warnings = [r for r in caplog.records if r.name == "dialer_server.telephony.ami"]
+        assert any(
+            f"AMI peer sent a {what}" in r.getMessage() and r.levelname == "WARNING"
+            for r in warnings
+        ), [r.getMessage() for r in warnings]
+        assert not any(r.exc_info for r in warnings)
+        # A fresh link, as after any other drop.
+        await _until(lambda: fake.logins == 2)
+        await client.wait_connected(5)
+        assert (await client.send_action({"Action": "Ping"}))[0]["Ping"] == "Pong"
