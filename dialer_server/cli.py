@@ -13,13 +13,24 @@ from typing import Any
 from . import __version__
 from .config import Config, load_config, parse_api_tokens
 from .db.pool import create_pool, redact_url
-from .errors import ConfigError, DialerError
+from .errors import AmiAuthError, ConfigError, DialerError
 from .observability.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
 
 _SECRET_KEYS = {"secret", "auth_header", "password"}
+
+# Exit statuses: 2 for what only a person can fix (packaging/dialer-server.service does
+# not restart it: RestartPreventExitStatus=2), 1 for the rest (restarted). A refused AMI
+# login at start is wrong credentials: restarted every few seconds it would only fill
+# the journal.
+_EXIT_STATUS: tuple[tuple[type[DialerError], int], ...] = ((ConfigError, 2), (AmiAuthError, 2))
+
+
+def exit_status(exc: DialerError) -> int:
+    """The command's exit status for ``exc``."""
+    return next((status for cls, status in _EXIT_STATUS if isinstance(exc, cls)), 1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        return _fail(exc, 2)
+        return _fail(exc, exit_status(exc))
     setup_logging(config.log.level)
     try:
         if args.command == "run":
@@ -70,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "campaign":
             return asyncio.run(_campaign(config, args, sys.stdout))
     except DialerError as exc:
-        return _fail(exc, 1)
+        return _fail(exc, exit_status(exc))
     except KeyboardInterrupt:
         return 130
     return 0
@@ -291,5 +302,8 @@ def _print_config(config: Config) -> None:
 
 def _fail(exc: Exception, code: int) -> int:
     # One line naming the problem: operators read this in journalctl.
-    print(f"dialer-server: error: {exc}", file=sys.stderr)
+    print(f"dialer-server: error: {exc}{_NOT_RESTARTED if code == 2 else ''}", file=sys.stderr)
     return code
+
+
+_NOT_RESTARTED = " (exit status 2: not restarted by the systemd unit; fix it, then start again)"

@@ -85,14 +85,20 @@ def _single_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     return plain[0]
 
 
-def test_wrong_ami_secret_is_one_clear_error(stack: Any, database_url: str) -> None:
+def test_wrong_ami_secret_is_one_clear_error_and_an_exit_systemd_does_not_restart(
+    stack: Any, database_url: str
+) -> None:
     proc = _run_to_exit(
         daemon_env(
             stack, database_url, DIALER_AMI_SECRET="wrong", DIALER_HTTP_PORT=str(free_port())
         )
     )
-    assert proc.returncode == 1
-    assert "AMI login refused for user 'dialer'" in _single_error_line(proc)
+    # 2: packaging/dialer-server.service's RestartPreventExitStatus (status 1 was
+    # restarted every few seconds, forever).
+    assert proc.returncode == 2
+    line = _single_error_line(proc)
+    assert "AMI login refused for user 'dialer'" in line
+    assert "exit status 2: not restarted" in line
 
 
 def test_unreachable_database_is_one_clear_error(stack: Any) -> None:

@@ -6,8 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from dialer_server.cli import exit_status
 from dialer_server.config import DialingConfig
 from dialer_server.daemon import STOP_GRACE_S
+from dialer_server.errors import AmiAuthError, ConfigError, DatabaseUnavailable, DialerError
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "packaging" / "dialer-server.service"
@@ -95,3 +97,15 @@ def test_stop_timeout_outlasts_the_drain() -> None:
     assert unit["KillMode"] == ["mixed"]
     (timeout,) = unit["TimeoutStopSec"]
     assert seconds(timeout) >= DialingConfig().drain_s + 2 * STOP_GRACE_S + 5
+
+
+def test_what_a_restart_cannot_fix_exits_with_a_status_the_unit_does_not_restart() -> None:
+    (prevented,) = directives()["RestartPreventExitStatus"]
+    not_restarted = {int(status) for status in prevented.split()}
+    # A refused AMI login at start: the credentials are wrong until someone fixes them;
+    # restarted every few seconds it would only fill the journal.
+    assert exit_status(AmiAuthError("refused")) in not_restarted
+    assert exit_status(ConfigError("typo")) in not_restarted
+    # What may pass (PostgreSQL or AMI not up yet, a crash) is restarted.
+    assert exit_status(DatabaseUnavailable("down")) not in not_restarted
+    assert exit_status(DialerError("internal")) not in not_restarted
