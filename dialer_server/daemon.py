@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .api.app import Services, create_app
+from .api.app import Services, create_app, server_options
 from .config import Config
 from .contacts.drop_folder import DropFolder
 from .db.migrations import migrate
@@ -154,7 +154,7 @@ class Daemon:
                 outage=self.outage,
             )
         )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, **server_options())
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
         try:

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..config import Config, parse_api_tokens
@@ -35,6 +36,41 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log: a request it cannot parse is one warning line.
+
+    aiohttp logs such a request (broken headers, a bad request line...) at ERROR with a
+    traceback, before any handler or auth runs: anyone who can reach the port could fill
+    the logs with tracebacks. It is the client's fault, so one line at WARNING; anything
+    else aiohttp reports stays an error with its traceback (a bug).
+    """
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            # aiohttp's message may show the offending bytes on following lines.
+            reason = (exc_info.message or type(exc_info).__name__).strip().splitlines()[0]
+            reason = reason.rstrip(": ") or type(exc_info).__name__
+            remote = args[0] if args else "?"
+            self.warning(
+                "malformed HTTP request from %s: %s",
+                remote,
+                reason[:200],
+                extra={"action": "http", "status": exc_info.code},
+            )
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # keep the call's own extra (the default replaces it)
+
+
+def server_options() -> dict[str, Any]:
+    """The settings of the HTTP server that serves the app (the daemon's, and the tests')."""
+    return {"logger": _ServerLog(logging.getLogger("aiohttp.server"), {})}
+
+
 # A readiness probe that hangs is worse than one that says no.
 _DB_CHECK_TIMEOUT_S = 2.0
 

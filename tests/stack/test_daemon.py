@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -126,3 +127,45 @@ def test_busy_http_port_is_one_clear_error(stack: Any, database_url: str) -> Non
         proc = _run_to_exit(daemon_env(stack, database_url, DIALER_HTTP_PORT=str(port)))
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in _single_error_line(proc)
+
+
+MALFORMED_REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+    b"GET /api/v1/campaigns HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"POST /api/v1/campaigns HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+]
+
+
+def _send_raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_malformed_http_from_an_unauthenticated_client_is_one_warning_line_each(
+    daemon: DaemonProcess,
+) -> None:
+    wait_for(lambda: daemon.ready()[0] == 200, 20, "/readyz 200")
+    before = len(daemon.logs())
+    for request in MALFORMED_REQUESTS:
+        reply = _send_raw(daemon.port, request)
+        assert re.match(rb"HTTP/1\.[01] 400 ", reply), (request[:60], reply[:200])
+    # The daemon still serves.
+    assert http_get(daemon.url("/healthz"))[0] == 200
+    time.sleep(0.3)
+    lines = daemon.logs()[before:]
+    assert not [e for e in lines if e.get("level") in ("error", "critical")], lines
+    assert not [e for e in lines if "exc" in e or "Traceback" in str(e)], lines
+    warnings = [e for e in lines if e.get("level") == "warning"]
+    assert len(warnings) == len(MALFORMED_REQUESTS), warnings
+    for entry in warnings:
+        assert entry["msg"].startswith("malformed HTTP request from 127.0.0.1"), entry
+        # One line: no multi-line message either.
+        assert "\n" not in entry["msg"]

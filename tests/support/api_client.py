@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestServer
 
-from dialer_server.api.app import Services, create_app
+from dialer_server.api.app import Services, create_app, server_options
 from dialer_server.config import ApiConfig, Config
 from dialer_server.daemon import load_strategy_files
 from dialer_server.observability.metrics import Metrics
@@ -130,7 +130,7 @@ async def api_server(config: Config) -> AsyncIterator[Api]:
         app = create_app(
             Services(pool=pool, ami=AmiClient(config.ami), metrics=Metrics(), config=config)
         )
-        server = TestServer(app, host="127.0.0.1")
+        server = TestServer(app, host="127.0.0.1", **server_options())
         await server.start_server()
         try:
             async with aiohttp.ClientSession() as session:
