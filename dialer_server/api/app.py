@@ -67,8 +67,16 @@ class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def server_options() -> dict[str, Any]:
-    """The settings of the HTTP server that serves the app (the daemon's, and the tests')."""
-    return {"logger": _ServerLog(logging.getLogger("aiohttp.server"), {})}
+    """The settings of the HTTP server that serves the app (the daemon's, and the tests').
+
+    Bodies are handed over as sent: the API decodes their Content-Encoding itself
+    (api/common.py), so that a body that is not what its header says is a JSON 400 and
+    an unknown coding a JSON 415, where aiohttp's own decoding gave a 500 or a text page.
+    """
+    return {
+        "logger": _ServerLog(logging.getLogger("aiohttp.server"), {}),
+        "auto_decompress": False,
+    }
 
 
 # A readiness probe that hangs is worse than one that says no.

@@ -9,6 +9,7 @@ import functools
 import json
 import re
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ from typing import Any
 
 import jsonschema
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import ApiToken, Config
 from ..db.outage import Outage
@@ -85,6 +87,18 @@ class BadRequest(RequestError):
     """The request is malformed."""
 
     code = "bad_request"
+
+
+class BadEncoding(RequestError):
+    """The body is not what its Content-Encoding says it is."""
+
+    code = "bad_encoding"
+
+
+class UnsupportedEncoding(RequestError):
+    """The body's content coding is not one the API reads."""
+
+    code = "unsupported_encoding"
 
 
 @contextlib.asynccontextmanager
@@ -219,18 +233,114 @@ def _f(name: str) -> dict[str, str]:
 # --- bodies --------------------------------------------------------------------------
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refused with 413 beyond ``limit`` bytes."""
+# The content codings a body may come in (Content-Encoding; "identity" is none). The
+# server hands bodies over as sent (server_options: auto_decompress off), so that a body
+# that is not what its header says is this module's 400, not a 500 or a bare text page.
+ACCEPTED_CODINGS = "gzip, deflate"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_READ_CHUNK = 256 * 1024
+
+
+def content_coding(request: web.Request) -> str | None:
+    """The body's content coding (gzip or deflate), or None for a body sent as is.
+
+    UnsupportedEncoding (415) for any other coding, or for more than one.
+    """
+    codings = [
+        coding.strip().lower()
+        for header in request.headers.getall("Content-Encoding", [])
+        for coding in header.split(",")
+    ]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return None
+    if len(codings) > 1:
+        raise UnsupportedEncoding(
+            f"the body may have one content coding ({ACCEPTED_CODINGS}), not {len(codings)}"
+        )
+    coding = {"x-gzip": "gzip"}.get(codings[0], codings[0])
+    if coding not in ("gzip", "deflate"):
+        raise UnsupportedEncoding(
+            f"content coding {codings[0][:40]!r} is not read here: send the body as is, "
+            f"or compressed with {ACCEPTED_CODINGS}"
+        )
+    return coding
+
+
+class _Inflater:
+    """Decodes a gzip or deflate body piece by piece, never beyond what the caller has room for."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._z: Any = zlib.decompressobj(_GZIP_WBITS) if coding == "gzip" else None
+        self._head = b""
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """The decoded bytes of ``data``; PayloadTooLarge when they would pass ``room``."""
+        if self._z is None:
+            # "deflate" is the zlib format (RFC 1950), yet some clients send the raw
+            # deflate data without its two-byte header: tell them apart by that header.
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            data, self._head = self._head, b""
+            zlib_header = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._z = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+        if self._z.eof:
+            if data:
+                raise BadEncoding(f"the body goes on after the end of its {self.coding} data")
+            return b""
+        try:
+            # One byte beyond the room tells "too large" without decoding the rest.
+            out: bytes = self._z.decompress(data, room + 1)
+        except zlib.error as exc:
+            raise BadEncoding(f"the body is not valid {self.coding} data: {exc}") from None
+        if len(out) > room:
+            raise PayloadTooLarge(f"the request body must be at most {room} bytes decoded")
+        if self._z.eof and self._z.unused_data:
+            raise BadEncoding(f"the body goes on after the end of its {self.coding} data")
+        return out
+
+    def finish(self) -> None:
+        if self._z is None or not self._z.eof:
+            raise BadEncoding(f"the body ends before the end of its {self.coding} data")
+
+
+async def body_chunks(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    """The body in pieces, decoded as its Content-Encoding says.
+
+    PayloadTooLarge (413) beyond ``limit`` bytes, sent or decoded; UnsupportedEncoding
+    (415) for a coding other than gzip or deflate; BadEncoding (400) when the body is not
+    what its coding says (not gzip, cut short, more data after its end).
+    """
+    coding = content_coding(request)
+    too_large = f"the request body must be at most {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the request body must be at most {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(256 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body must be at most {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise PayloadTooLarge(too_large)
+    inflater = _Inflater(coding) if coding is not None else None
+    sent = decoded = 0
+    try:
+        async for chunk in request.content.iter_chunked(_READ_CHUNK):
+            sent += len(chunk)
+            if sent > limit:
+                raise PayloadTooLarge(too_large)
+            if inflater is not None:
+                chunk = inflater.feed(chunk, limit - decoded)
+            decoded += len(chunk)
+            if decoded > limit:
+                raise PayloadTooLarge(too_large)
+            if chunk:
+                yield chunk
+    except HttpProcessingError as exc:
+        # The transfer itself broke off (a bad chunk size, a short body).
+        raise BadRequest(f"the request body cannot be read: {exc.message}"[:_MAX_MESSAGE]) from None
+    if inflater is not None:
+        inflater.finish()
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, decoded (see :func:`body_chunks` for its errors)."""
+    return b"".join([chunk async for chunk in body_chunks(request, limit)])
 
 
 def _no_constant(name: str) -> Any:

@@ -22,8 +22,10 @@ from .common import (
     MAX_JSON_BYTES,
     Operation,
     PayloadTooLarge,
+    UnsupportedEncoding,
     UnsupportedMediaType,
     check_text,
+    content_coding,
     page,
     paged,
     path_id,
@@ -115,6 +117,10 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
 async def _read_file(request: web.Request) -> tuple[bytes, str, str]:
     """(data, its media type, its file name) from a multipart form's "file" part or the body."""
     if request.content_type.startswith("multipart/"):
+        if content_coding(request) is not None:
+            raise UnsupportedEncoding(
+                "a multipart form is read as sent: compress the file alone, sent as the body"
+            )
         try:
             reader = await request.multipart()
             while True:
@@ -125,6 +131,7 @@ async def _read_file(request: web.Request) -> tuple[bytes, str, str]:
                         details=[{"field": "file", "message": "required"}],
                     )
                 if isinstance(part, BodyPartReader) and part.name == "file":
+                    _check_part_coding(part)
                     data = await _read_part(part)
                     media_type = part.headers.get("Content-Type", "").split(";")[0].strip()
                     return data, media_type.lower(), part.filename or ""
@@ -134,6 +141,15 @@ async def _read_file(request: web.Request) -> tuple[bytes, str, str]:
                 f"the multipart form is malformed: {exc}"[:300], code="bad_multipart"
             ) from None
     return await read_body(request, MAX_FILE_BYTES), request.content_type, ""
+
+
+def _check_part_coding(part: BodyPartReader) -> None:
+    coding = part.headers.get("Content-Encoding", "identity").strip().lower()
+    transfer = part.headers.get("Content-Transfer-Encoding", "binary").strip().lower()
+    if coding != "identity" or transfer not in ("binary", "8bit", "7bit"):
+        raise UnsupportedEncoding(
+            "the file part must be sent as is (no Content-Encoding or Content-Transfer-Encoding)"
+        )
 
 
 async def _read_part(part: BodyPartReader) -> bytes:

@@ -16,7 +16,16 @@ from aiohttp import web
 from ..db.outage import TRANSIENT_ERRORS
 from ..engine.strategy import StrategyError
 from ..errors import Conflict, InvalidInput, NotFound, RequestError
-from .common import CONTEXT, BadRequest, Handler, PayloadTooLarge, UnsupportedMediaType
+from .common import (
+    ACCEPTED_CODINGS,
+    CONTEXT,
+    BadEncoding,
+    BadRequest,
+    Handler,
+    PayloadTooLarge,
+    UnsupportedEncoding,
+    UnsupportedMediaType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +36,8 @@ _STATUS: tuple[tuple[type[RequestError], int], ...] = (
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (BadRequest, 400),
+    (BadEncoding, 400),
+    (UnsupportedEncoding, 415),
 )
 _HTTP_CODES = {
     400: "bad_request",
@@ -66,7 +77,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except RequestError as exc:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
-        return error_response(status, exc.code, str(exc), exc.details)
+        # RFC 7694: a 415 for a content coding names the codings that are read.
+        accept = {"Accept-Encoding": ACCEPTED_CODINGS}
+        return error_response(
+            status,
+            exc.code,
+            str(exc),
+            exc.details,
+            accept if isinstance(exc, UnsupportedEncoding) else None,
+        )
     except StrategyError as exc:
         return error_response(422, "invalid_strategy", str(exc))
     except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:

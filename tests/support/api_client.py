@@ -130,8 +130,9 @@ async def api_server(config: Config) -> AsyncIterator[Api]:
         app = create_app(
             Services(pool=pool, ami=AmiClient(config.ami), metrics=Metrics(), config=config)
         )
-        server = TestServer(app, host="127.0.0.1", **server_options())
-        await server.start_server()
+        server = TestServer(app, host="127.0.0.1")
+        # (TestServer drops the runner's settings given to its constructor.)
+        await server.start_server(**server_options())
         try:
             async with aiohttp.ClientSession() as session:
                 yield Api(session, f"http://127.0.0.1:{server.port}", WRITE_TOKEN)

@@ -105,13 +105,13 @@ def no_content(description: str = "Done") -> Schema:
 
 
 ERROR_DESCRIPTIONS = {
-    "400": "Malformed request (the body is not JSON)",
+    "400": "Malformed request (the body is not JSON, or not what its Content-Encoding says)",
     "401": "No bearer token, or an unknown one",
     "403": "The token's scope does not allow this",
     "404": "No such resource",
     "409": "The resource's state does not allow this",
     "413": "The body is too large",
-    "415": "The body's content type is not accepted",
+    "415": "The body's content type, or its content coding, is not accepted",
     "422": "Invalid data: details names each bad field",
     "503": "The database is unavailable",
 }
