@@ -240,9 +240,7 @@ def run_scenario(
         sampler = Sampler(daemon.proc.pid, daemon.port)
         sampler.start()
         started = time.perf_counter()
-        status, answer = request(
-            daemon.port, "POST", route.format(id=campaign), body, content_type
-        )
+        status, answer = request(daemon.port, "POST", route.format(id=campaign), body, content_type)
         seconds = time.perf_counter() - started
         time.sleep(0.1)
         sampler.stop.set()
@@ -287,7 +285,7 @@ def main() -> None:
     args = parser.parse_args()
     base_url = os.environ.get("DIALER_DATABASE_URL")
     if not base_url:
-        raise SystemExit("DIALER_DATABASE_URL is not set: run `eval \"$(scripts/stack env)\"`")
+        raise SystemExit('DIALER_DATABASE_URL is not set: run `eval "$(scripts/stack env)"`')
 
     def csv_1m() -> tuple[str, bytes, str]:
         data, _ = generate(args.rows)

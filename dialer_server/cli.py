@@ -143,6 +143,7 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
             show_errors=args.errors,
             as_json=args.json,
             show_progress=args.progress,
+            keep_report_days=config.import_.report_days,
         )
     finally:
         await pool.close()

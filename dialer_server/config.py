@@ -208,6 +208,9 @@ class ImportConfig:
     settle_s: float = 2.0
     # Refuse a whole file (store nothing) when one of its rows is bad.
     all_or_nothing: bool = False
+    # How long the report of an import (its counts and every problem of its rejected
+    # rows: GET /api/v1/imports/{id}/report) is kept, in days. Every import has one.
+    report_days: float = 7.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,6 +361,8 @@ def _validate(config: Config) -> None:
     if config.sms.timeout_s <= 0:
         raise ConfigError("config key sms.timeout_s must be > 0")
     _validate_webhooks(config.webhooks)
+    if not 0 < config.import_.report_days <= 3650:
+        raise ConfigError("config key import.report_days must be more than 0 and at most 3650")
     if config.import_.poll_interval_s <= 0 or config.import_.settle_s < 0:
         raise ConfigError("config keys import.poll_interval_s/settle_s must be > 0 and >= 0")
     parse_api_tokens(config.api.tokens)

@@ -15,7 +15,7 @@ from ..config import Config, parse_api_tokens
 from ..db.outage import Outage
 from ..observability.metrics import Metrics
 from ..telephony.ami import AmiClient
-from . import campaigns, contacts, dispositions, dnc, strategies
+from . import campaigns, contacts, dispositions, dnc, imports, strategies
 from .auth import auth_middleware
 from .common import CONTEXT, ApiContext, Operation
 from .errors import error_middleware
@@ -128,6 +128,7 @@ OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
     *strategies.OPERATIONS,
     *contacts.OPERATIONS,
+    *imports.OPERATIONS,
     *dnc.OPERATIONS,
     *dispositions.OPERATIONS,
 ]

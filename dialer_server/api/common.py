@@ -3,6 +3,7 @@ reading and validating requests, writing JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -25,8 +26,8 @@ from ..errors import InvalidInput, RequestError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Bodies: JSON up to 32 MiB (a batch of contacts), files up to 256 MiB.
-MAX_JSON_BYTES = 32 * 1024 * 1024
+# Bodies: JSON up to 1 MiB (a batch of contacts: see contacts.MAX_BATCH_BYTES), files up
+# to 256 MiB (spooled to a temporary file, never held whole).
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -397,26 +398,53 @@ def _validator(schema_json: str) -> Any:
     return _Validator(json.loads(schema_json))
 
 
+# A JSON body bigger than this is parsed and checked in a thread, off the event loop
+# that carries the calls' AMI events (checking a big batch takes a second or more).
+_INLINE_JSON_BYTES = 256 * 1024
+
+
 async def read_json(
     request: web.Request,
     schema: Mapping[str, Any],
     *,
     limit: int = 1024 * 1024,
     check_strings: bool = True,
+    too_large: str | None = None,
+    before_validation: Callable[[Any], None] | None = None,
 ) -> Any:
-    """The JSON body, checked against ``schema`` (400 not JSON, 415 not a JSON
-    content type, 422 naming each bad field). ``check_strings``: refuse text
-    PostgreSQL cannot store (NUL, lone surrogates) anywhere in the body."""
+    """The JSON body, checked against ``schema`` (400 not JSON, 413 beyond ``limit``
+    bytes with the message ``too_large`` if given, 415 not a JSON content type, 422
+    naming each bad field). ``check_strings``: refuse text PostgreSQL cannot store (NUL,
+    lone surrogates) anywhere in the body. ``before_validation`` sees the parsed body
+    first (to refuse it cheaply before a long validation)."""
     content_type = request.headers.get("Content-Type")
     if content_type is not None and not _is_json_type(request.content_type):
         raise UnsupportedMediaType(f"the body must be application/json, got {request.content_type}")
-    raw = await read_body(request, limit)
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        raw = await read_body(request, limit)
+    except PayloadTooLarge:
+        if too_large is None:
+            raise
+        raise PayloadTooLarge(too_large) from None
+    if len(raw) <= _INLINE_JSON_BYTES:
+        data = _parse_json(raw)
+        if before_validation is not None:
+            before_validation(data)
+        validate(data, schema, check_strings=check_strings)
+        return data
+    data = await asyncio.to_thread(_parse_json, raw)
+    del raw
+    if before_validation is not None:
+        before_validation(data)
+    await asyncio.to_thread(validate, data, schema, check_strings=check_strings)
+    return data
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}"[:_MAX_MESSAGE]) from None
-    validate(data, schema, check_strings=check_strings)
-    return data
 
 
 def _is_json_type(media_type: str) -> bool:

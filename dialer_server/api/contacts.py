@@ -4,9 +4,10 @@ their attempts, and a campaign's results export."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -18,12 +19,13 @@ from ..contacts import operations as contacts
 from ..errors import DialerError, InvalidInput, NotFound
 from ..states import CONTACT_STATES, STATUSES
 from .common import (
+    CONTEXT,
     MAX_FILE_BYTES,
-    MAX_JSON_BYTES,
     Operation,
     PayloadTooLarge,
     UnsupportedEncoding,
     UnsupportedMediaType,
+    body_chunks,
     check_text,
     content_coding,
     page,
@@ -32,7 +34,6 @@ from .common import (
     path_text,
     query_bool,
     query_text,
-    read_body,
     read_json,
     respond,
     transaction,
@@ -53,26 +54,13 @@ def attempt_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def report_json(report: contact_import.ImportReport) -> dict[str, Any]:
-    return report.to_dict()
+    """An import's answer: its counts, its first problems, and where its report is."""
+    return {**report.to_dict(), "report": f"/api/v1/imports/{report.import_id}/report"}
 
 
-async def _import(
-    request: web.Request, campaign_id: int, rows: Sequence[Mapping[str, Any]], all_or_nothing: bool
-) -> web.Response:
-    async with transaction(request) as conn:
-        campaign = await campaigns.get(conn, campaign_id)
-        try:
-            report = await contact_import.import_contacts(
-                conn,
-                campaign_id,
-                rows,
-                default_region=campaign["default_region"],
-                all_or_nothing=all_or_nothing,
-            )
-        except contact_import.CampaignNotFound as exc:  # deleted meanwhile
-            raise NotFound(str(exc)) from None
+def _answer(report: contact_import.ImportReport) -> web.Response:
     body = report_json(report)
-    if not report.stored and report.rejected:
+    if not report.stored and report.problems:
         raise InvalidInput(
             f"{report.rejected_rows} rows rejected: nothing stored (all_or_nothing)",
             code="import_rejected",
@@ -81,17 +69,57 @@ async def _import(
     return respond(body)
 
 
+# A JSON batch is parsed whole: it is kept small, and bigger imports go as files, which
+# are read a chunk at a time.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+_BATCH_TOO_LARGE = (
+    f"a JSON batch holds at most {schemas.MAX_BATCH} contacts and {MAX_BATCH_BYTES} bytes: "
+    "send bigger imports as a CSV or XLSX file to POST /api/v1/campaigns/{id}/contacts/file "
+    f"(up to {MAX_FILE_BYTES} bytes, read as it streams)"
+)
+
+
+def _batch_size(body: Any) -> None:
+    # Before the schema's own maxItems, which would check every row first.
+    if isinstance(body, dict) and isinstance(body.get("contacts"), list):
+        if len(body["contacts"]) > schemas.MAX_BATCH:
+            raise InvalidInput(
+                _BATCH_TOO_LARGE,
+                code="batch_too_large",
+                details=[
+                    {"field": "contacts", "message": f"must hold at most {schemas.MAX_BATCH} items"}
+                ],
+            )
+
+
 async def upload_contacts(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
     # Text a row cannot store rejects that row, not the batch: the import checks it.
     body = await read_json(
-        request, schemas.CONTACTS_BATCH, limit=MAX_JSON_BYTES, check_strings=False
+        request,
+        schemas.CONTACTS_BATCH,
+        limit=MAX_BATCH_BYTES,
+        check_strings=False,
+        too_large=_BATCH_TOO_LARGE,
+        before_validation=_batch_size,
     )
     # Rows are judged one by one by the import (an absent or null field is an
     # empty cell, as in a CSV file): a bad row never refuses the others.
-    return await _import(
-        request, campaign_id, body["contacts"], bool(body.get("all_or_nothing", False))
-    )
+    async with transaction(request) as conn:
+        campaign = await campaigns.get(conn, campaign_id)
+        try:
+            report = await contact_import.import_contacts(
+                conn,
+                campaign_id,
+                body["contacts"],
+                default_region=campaign["default_region"],
+                all_or_nothing=bool(body.get("all_or_nothing", False)),
+                source="api",
+                keep_report_days=request.app[CONTEXT].config.import_.report_days,
+            )
+        except contact_import.CampaignNotFound as exc:  # deleted meanwhile
+            raise NotFound(str(exc)) from None
+    return _answer(report)
 
 
 async def upload_contacts_file(request: web.Request) -> web.Response:
@@ -100,47 +128,66 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
     all_or_nothing = query_bool(request, "all_or_nothing")
     async with transaction(request) as conn:
         await campaigns.get(conn, campaign_id)  # 404 before reading a large body
-    data, media_type, filename = await _read_file(request)
-    name = _file_name(media_type, filename) if fmt is None else ""
+    # The file goes to a temporary file as it arrives, then is read a chunk at a time:
+    # never whole in memory.
+    spool: IO[bytes] = await asyncio.to_thread(tempfile.TemporaryFile)
     try:
-        if fmt == "xlsx":
-            rows = await asyncio.to_thread(contact_import.read_xlsx, data)
-        elif fmt == "csv":
-            rows = await asyncio.to_thread(contact_import.read_csv, data)
-        else:
-            rows = await asyncio.to_thread(contact_import.read_file, name, data)
-    except DialerError as exc:
-        raise InvalidInput(str(exc), code="invalid_file") from None
-    return await _import(request, campaign_id, rows, all_or_nothing)
+        media_type, filename = await _receive_file(request, spool)
+        name = _file_name(media_type, filename) if fmt is None else ""
+        async with transaction(request) as conn:
+            campaign = await campaigns.get(conn, campaign_id)
+            try:
+                report = await contact_import.import_file(
+                    conn,
+                    campaign_id,
+                    name,
+                    spool,
+                    fmt=fmt,
+                    default_region=campaign["default_region"],
+                    all_or_nothing=all_or_nothing,
+                    source="file",
+                    keep_report_days=request.app[CONTEXT].config.import_.report_days,
+                )
+            except contact_import.CampaignNotFound as exc:  # deleted meanwhile
+                raise NotFound(str(exc)) from None
+            except DialerError as exc:  # the file cannot be read
+                raise InvalidInput(str(exc), code="invalid_file") from None
+    finally:
+        await asyncio.to_thread(spool.close)
+    return _answer(report)
 
 
-async def _read_file(request: web.Request) -> tuple[bytes, str, str]:
-    """(data, its media type, its file name) from a multipart form's "file" part or the body."""
-    if request.content_type.startswith("multipart/"):
-        if content_coding(request) is not None:
-            raise UnsupportedEncoding(
-                "a multipart form is read as sent: compress the file alone, sent as the body"
-            )
-        try:
-            reader = await request.multipart()
-            while True:
-                part = await reader.next()
-                if part is None:
-                    raise InvalidInput(
-                        'the form has no "file" part',
-                        details=[{"field": "file", "message": "required"}],
-                    )
-                if isinstance(part, BodyPartReader) and part.name == "file":
-                    _check_part_coding(part)
-                    data = await _read_part(part)
-                    media_type = part.headers.get("Content-Type", "").split(";")[0].strip()
-                    return data, media_type.lower(), part.filename or ""
-                await part.release()
-        except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
-            raise InvalidInput(
-                f"the multipart form is malformed: {exc}"[:300], code="bad_multipart"
-            ) from None
-    return await read_body(request, MAX_FILE_BYTES), request.content_type, ""
+async def _receive_file(request: web.Request, spool: IO[bytes]) -> tuple[str, str]:
+    """Write the file into ``spool``: a multipart form's "file" part, or the body.
+
+    (its media type, its file name)."""
+    if not request.content_type.startswith("multipart/"):
+        async for chunk in body_chunks(request, MAX_FILE_BYTES):
+            await asyncio.to_thread(spool.write, chunk)
+        return request.content_type, ""
+    if content_coding(request) is not None:
+        raise UnsupportedEncoding(
+            "a multipart form is read as sent: compress the file alone, sent as the body"
+        )
+    try:
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                raise InvalidInput(
+                    'the form has no "file" part',
+                    details=[{"field": "file", "message": "required"}],
+                )
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                _check_part_coding(part)
+                await _spool_part(part, spool)
+                media_type = part.headers.get("Content-Type", "").split(";")[0].strip()
+                return media_type.lower(), part.filename or ""
+            await part.release()
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+        raise InvalidInput(
+            f"the multipart form is malformed: {exc}"[:300], code="bad_multipart"
+        ) from None
 
 
 def _check_part_coding(part: BodyPartReader) -> None:
@@ -152,15 +199,13 @@ def _check_part_coding(part: BodyPartReader) -> None:
         )
 
 
-async def _read_part(part: BodyPartReader) -> bytes:
-    chunks: list[bytes] = []
+async def _spool_part(part: BodyPartReader, spool: IO[bytes]) -> None:
     size = 0
     while chunk := await part.read_chunk(256 * 1024):
         size += len(chunk)
         if size > MAX_FILE_BYTES:
             raise PayloadTooLarge(f"the file must be at most {MAX_FILE_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        await asyncio.to_thread(spool.write, chunk)
 
 
 def _file_name(media_type: str, filename: str) -> str:
@@ -320,7 +365,10 @@ OPERATIONS = [
         description="Rows have the columns of a CSV import (phone1..phone5, param1..param12, "
         "external_id, timezone). Bad rows are reported with their row number and reason and "
         "the good rows stored; with all_or_nothing, one bad row stores nothing (422 "
-        "import_rejected, the report in details). A known external_id updates its contact.",
+        "import_rejected, the answer in details). A known external_id updates its contact. "
+        "At most 10,000 contacts (422 batch_too_large) and 16 MiB (413) a batch: bigger "
+        "imports go as a file (uploadContactsFile). The answer lists the first 100 problems; "
+        "its report (getImportReport) lists them all.",
     ),
     Operation(
         "POST",
@@ -343,7 +391,9 @@ OPERATIONS = [
             "200": s.ok(s.ref("ImportReport"), "Imported: rejected lists each bad row"),
             **s.errors(*_WRITE_ERRORS),
         },
-        description="The raw body (text/csv, XLSX) or a multipart form with a `file` part.",
+        description="The raw body (text/csv, XLSX) or a multipart form with a `file` part, "
+        "up to 256 MiB, read as it arrives (never held whole). The answer lists the first 100 "
+        "problems; its report (getImportReport) lists them all.",
     ),
     Operation(
         "GET",

@@ -40,6 +40,7 @@ from typing import Any
 from ..config import ImportConfig
 from ..db.outage import TRANSIENT_ERRORS, Outage
 from ..errors import DialerError
+from . import import_reports
 from .importer import CampaignNotFound, ImportReport, import_file
 from .rows import ImportFileError
 
@@ -165,22 +166,29 @@ class DropFolder:
         campaign_id = int(match.group(1))
         report["campaign_id"] = campaign_id
         try:
-            data = await asyncio.to_thread(claimed.read_bytes)
+            stream = await asyncio.to_thread(claimed.open, "rb")
         except OSError as exc:
             report["error"] = f"cannot read the file: {exc.strerror or exc}"
             return await self._finish(claimed, "failed", report)
         try:
             async with self.pool.acquire(timeout=_ACQUIRE_TIMEOUT_S) as conn:
-                result: ImportReport = await import_file(
-                    conn,
-                    campaign_id,
-                    name,
-                    data,
-                    all_or_nothing=self.config.all_or_nothing,
-                )
-        except (ImportFileError, CampaignNotFound) as exc:
-            report["error"] = str(exc)
-            return await self._finish(claimed, "failed", report)
+                try:
+                    result: ImportReport = await import_file(
+                        conn,
+                        campaign_id,
+                        name,
+                        stream,
+                        all_or_nothing=self.config.all_or_nothing,
+                        source="drop_folder",
+                        keep_report_days=self.config.report_days,
+                    )
+                except (ImportFileError, CampaignNotFound) as exc:
+                    report["error"] = str(exc)
+                    return await self._finish(claimed, "failed", report)
+                report.update(result.to_dict())
+                outcome = "done" if result.stored else "failed"
+                # Every listed problem, read back from the report as the file is written.
+                return await self._finish(claimed, outcome, report, conn, result.import_id)
         except TRANSIENT_ERRORS as exc:
             # PostgreSQL is not there right now: keep the file and try again.
             self.outage.down(exc, component="drop folder")
@@ -199,13 +207,31 @@ class DropFolder:
             )
             report["error"] = f"internal error: {exc!r}"
             return await self._finish(claimed, "failed", report)
-        report.update(result.to_dict())
-        return await self._finish(claimed, "done" if result.stored else "failed", report)
+        finally:
+            await asyncio.to_thread(stream.close)
 
-    async def _finish(self, claimed: Path, outcome: str, report: dict[str, Any]) -> Path:
+    async def _finish(
+        self,
+        claimed: Path,
+        outcome: str,
+        report: dict[str, Any],
+        conn: Any = None,
+        import_id: int | None = None,
+    ) -> Path:
         report["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat()
         report["outcome"] = outcome
-        target = await asyncio.to_thread(_move_with_report, claimed, self.dir / outcome, report)
+        target = await asyncio.to_thread(_move, claimed, self.dir / outcome)
+        try:
+            await _write_report(target, report, conn, import_id)
+        except TRANSIENT_ERRORS as exc:
+            # The import is done (or failed) whatever becomes of its report file: the
+            # database's report has every problem (GET /api/v1/imports/{id}/report).
+            logger.warning(
+                "drop folder: the report of %s could not be written: %s",
+                report["file"],
+                exc,
+                extra={"action": "drop_folder", "file": report["file"]},
+            )
         level = logging.INFO if outcome == "done" else logging.WARNING
         logger.log(
             level,
@@ -220,7 +246,14 @@ class DropFolder:
                 "outcome": outcome,
                 **{
                     k: report[k]
-                    for k in ("campaign_id", "received", "inserted", "updated", "rejected_rows")
+                    for k in (
+                        "campaign_id",
+                        "import_id",
+                        "received",
+                        "inserted",
+                        "updated",
+                        "rejected_rows",
+                    )
                     if k in report
                 },
             },
@@ -228,19 +261,46 @@ class DropFolder:
         return target
 
 
-def _move_with_report(path: Path, folder: Path, report: dict[str, Any]) -> Path:
-    """Move ``path`` into ``folder`` under a free name and write its report beside it."""
+def _move(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder`` under a name free for it and its report."""
     target = folder / path.name
     counter = 1
     while target.exists() or target.with_name(target.name + ".report.json").exists():
         counter += 1
         target = folder / f"{Path(path.name).stem}.{counter}{Path(path.name).suffix}"
     os.rename(path, target)
-    partial = target.with_name("." + target.name + ".report.json.tmp")
-    partial.write_text(
-        json.dumps(report, indent=2, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-        errors="backslashreplace",
-    )
-    os.rename(partial, target.with_name(target.name + ".report.json"))
     return target
+
+
+async def _write_report(
+    target: Path, report: dict[str, Any], conn: Any, import_id: int | None
+) -> None:
+    """``<target>.report.json``: ``report``, and every problem its import's report lists
+    (read from the database a page at a time, never all in memory), written under a
+    hidden name and renamed into place."""
+    head = {k: v for k, v in report.items() if k != "rejected"}
+    partial = target.with_name("." + target.name + ".report.json.tmp")
+    out = await asyncio.to_thread(partial.open, "w", encoding="utf-8", errors="backslashreplace")
+    try:
+        # The head's closing brace is left off: the problems follow.
+        text = json.dumps(head, indent=2, ensure_ascii=False)[:-2] + ',\n  "rejected": ['
+        await asyncio.to_thread(out.write, text)
+        if import_id is not None and conn is not None:
+            first = True
+            async for page in import_reports.problems(conn, import_id):
+                lines = []
+                for problem in page:
+                    item = {
+                        "row": problem["row_number"],
+                        "field": problem["field"],
+                        "reason": problem["reason"],
+                    }
+                    lines.append(("\n    " if first else ",\n    ") + json.dumps(item))
+                    first = False
+                await asyncio.to_thread(out.write, "".join(lines))
+            await asyncio.to_thread(out.write, "\n  ]\n}\n" if not first else "]\n}\n")
+        else:
+            await asyncio.to_thread(out.write, "]\n}\n")
+    finally:
+        await asyncio.to_thread(out.close)
+    await asyncio.to_thread(os.rename, partial, target.with_name(target.name + ".report.json"))

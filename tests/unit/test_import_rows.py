@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer_server.contacts.importer import ImportReport, read_csv, read_file, read_xlsx
+from dialer_server.contacts.files import MAX_LINE_CHARS, CsvRows, read_csv, read_file, read_xlsx
+from dialer_server.contacts.import_reports import ProblemLog
 from dialer_server.contacts.rows import (
     COLUMNS,
     ImportFileError,
@@ -367,9 +368,61 @@ def test_an_empty_sheet_is_refused() -> None:
         read_xlsx(xlsx([]))
 
 
-def test_report_counts_rejected_rows_once() -> None:
-    report = ImportReport(
-        3, 1, 0, [RowError(2, "phone1", "a"), RowError(2, "param1", "b")], stored=True
+def test_a_problem_log_counts_rows_once_keeps_the_first_and_spools_up_to_its_cap() -> None:
+    log = ProblemLog(7, shown=3, max_listed=4)
+    try:
+        log.add([RowError(2, "phone1", "a"), RowError(2, "param1", "b")])
+        log.add([])
+        log.add([RowError(5, None, "c"), RowError(6, "phone1", "d\x00e\udce9")])
+        log.add([RowError(9, "phone1", "f")])
+        assert (log.count, log.rows, log.listed) == (5, 4, 4)
+        assert [e.reason for e in log.shown] == ["a", "b", "c"]
+        # As COPY reads it: no field is NULL (an unquoted empty cell); no NUL, no lone
+        # surrogate reaches PostgreSQL.
+        assert log.spooled().read().decode().splitlines() == [
+            "7,1,2,phone1,a",
+            "7,2,2,param1,b",
+            "7,3,5,,c",
+            "7,4,6,phone1,d\\x00e\\udce9",
+        ]
+    finally:
+        log.close()
+
+
+# --- reading a chunk at a time -------------------------------------------------------------
+
+
+def test_a_csv_is_read_a_chunk_at_a_time_with_the_rows_of_a_whole_read() -> None:
+    lines = [b"phone1,param1"] + [f"20255501{i:02d},p{i}".encode() for i in range(25)]
+    data = b"\r\n".join(lines) + b"\r\n"
+    reader = CsvRows(io.BytesIO(data))
+    chunks = []
+    while chunk := reader.read(10):
+        chunks.append(chunk)
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert [r for c in chunks for r in c] == read_csv(data)
+    assert reader.fraction() == 1.0
+
+
+def test_a_line_too_long_to_be_a_row_is_reported_and_never_held_whole() -> None:
+    data = (
+        b"phone1,param1\n2025550101,a\n"
+        + b"2025550102,"
+        + b"x" * (MAX_LINE_CHARS + 10)
+        + b"\n"
+        + b"2025550103,c\n"
     )
-    assert report.rejected_rows == 1
-    assert report.to_dict()["rejected"][1] == {"row": 2, "field": "param1", "reason": "b"}
+    rows = read_csv(data)
+    assert [r["$row"] for r in rows] == ["2", "3", "4"]
+    assert rows[1]["$error"] == f"the line is longer than {MAX_LINE_CHARS} characters"
+    assert rows[2]["param1"] == "c"
+
+
+def test_a_quote_never_closed_swallows_a_bounded_part_of_the_file_then_reading_goes_on() -> None:
+    # The csv module gives up on a field past 131,072 characters: the swallowed lines
+    # are read again and the file goes on.
+    filler = "".join(f"2025550{i % 900 + 100},{'y' * 200}\n" for i in range(1000))
+    data = ('phone1,param1\n2025550101,"open\n' + filler).encode()
+    rows = read_csv(data)
+    assert "broken quoting" in rows[0]["$error"]
+    assert len(rows) == 1001 and all("$error" not in r for r in rows[1:])

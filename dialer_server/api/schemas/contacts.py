@@ -23,7 +23,8 @@ CONTACT_ROW = {
     "description": "One contact, with the columns of a CSV import; a row with another "
     "column is rejected (reported in the import report).",
 }
-MAX_BATCH = 100_000
+# A JSON batch's contacts at most: bigger imports go as files (read as they stream).
+MAX_BATCH = 10_000
 CONTACTS_BATCH = obj(
     {
         "contacts": {"type": "array", "maxItems": MAX_BATCH, "items": CONTACT_ROW},
@@ -164,20 +165,40 @@ ATTEMPT = obj(
 
 IMPORT_REPORT = obj(
     {
+        "import_id": {**ID, "description": "Names the import's report"},
         "received": INT,
         "inserted": INT,
         "updated": INT,
         "stored": {"type": "boolean"},
         "rejected_rows": INT,
+        "problems": {**INT, "description": "Every problem of every rejected row"},
+        "problems_listed": {**INT, "description": "Those the report lists (the first 1,000,000)"},
         "rejected": {
             "type": "array",
+            "maxItems": 100,
+            "description": "The first 100 problems, in row order: the report has them all",
             "items": obj(
                 {"row": INT, "field": nullable(TEXT), "reason": TEXT},
                 required=["row", "field", "reason"],
             ),
         },
+        "report": {
+            "type": "string",
+            "description": "Where the report is: GET it for every problem as CSV",
+        },
     },
-    required=["received", "inserted", "updated", "stored", "rejected", "rejected_rows"],
+    required=[
+        "import_id",
+        "received",
+        "inserted",
+        "updated",
+        "stored",
+        "rejected",
+        "rejected_rows",
+        "problems",
+        "problems_listed",
+        "report",
+    ],
 )
 
 
