@@ -15,8 +15,11 @@ Scenarios (``--only`` picks some):
 
 - ``bad-csv``: a 2 MB CSV of bad rows (``1,2,3,4,5`` under phone1..phone5: five problems a
   row), the file upload route;
-- ``json-1m``: 1,000,000 contacts as one JSON batch (POST .../contacts);
-- ``csv-1m``: 1,000,000 good contacts as a CSV file (70 MB, the file upload route).
+- ``json-10k``: the biggest JSON batch taken, 10,000 contacts with a phone, an external
+  id and two params (POST .../contacts);
+- ``json-1m``: 1,000,000 contacts as one JSON batch (refused: it goes as a file);
+- ``csv-1m``: 1,000,000 good contacts as a CSV file (70 MB, the file upload route);
+- ``xlsx-100k``: 100,000 good contacts as an XLSX workbook (the file upload route).
 
 Not a pass/fail test: it prints what it measured in this run.
 
@@ -47,7 +50,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_contacts import generate  # noqa: E402
+from bench.import_contacts import AREAS, generate  # noqa: E402
 
 TOKEN = "bench-import-load-token-0123456789"
 STRATEGY = {
@@ -64,11 +67,43 @@ def bad_csv(size: int = 2_000_000) -> bytes:
     return b"phone1,phone2,phone3,phone4,phone5\n" + line * (size // len(line))
 
 
+def phone(i: int) -> str:
+    """The i-th of a run of valid, distinct US numbers."""
+    rest = i // len(AREAS)
+    return f"+1{AREAS[i % len(AREAS)]}{200 + rest // 10_000 % 800}{rest % 10_000:04d}"
+
+
 def json_batch(count: int) -> bytes:
-    numbers = ",".join(
-        f'{{"phone1":"+1{200 + i // 10_000 % 800}555{i % 10_000:04d}"}}' for i in range(count)
-    )
+    numbers = ",".join(f'{{"phone1":"{phone(i)}"}}' for i in range(count))
     return ('{"contacts":[' + numbers + "]}").encode()
+
+
+def json_rows(count: int) -> bytes:
+    rows = [
+        {
+            "external_id": f"crm-{i}",
+            "phone1": phone(i),
+            "param1": f"Customer {i}",
+            "param2": f"plan-{i % 7}",
+        }
+        for i in range(count)
+    ]
+    return json.dumps({"contacts": rows}).encode()
+
+
+def xlsx_file(count: int) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("contacts")
+    sheet.append(["external_id", "phone1", "param1"])
+    for i in range(count):
+        sheet.append([f"crm-{i}", phone(i), f"c{i}"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def free_port() -> int:
@@ -254,7 +289,11 @@ def run_scenario(
     summary: dict[str, Any] = {}
     try:
         parsed = json.loads(answer)
-        summary = {k: parsed[k] for k in ("received", "inserted", "rejected_rows") if k in parsed}
+        summary = {
+            k: parsed[k]
+            for k in ("received", "inserted", "rejected_rows", "problems")
+            if k in parsed
+        }
         if "error" in parsed:
             summary["error"] = parsed["error"]["code"]
     except ValueError:
@@ -280,7 +319,7 @@ def run_scenario(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--only", default="bad-csv,json-1m,csv-1m")
+    parser.add_argument("--only", default="bad-csv,json-10k,json-1m,csv-1m,xlsx-100k")
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     base_url = os.environ.get("DIALER_DATABASE_URL")
@@ -293,6 +332,16 @@ def main() -> None:
 
     scenarios: dict[str, Callable[[], tuple[str, bytes, str]]] = {
         "bad-csv": lambda: ("/api/v1/campaigns/{id}/contacts/file", bad_csv(), "text/csv"),
+        "json-10k": lambda: (
+            "/api/v1/campaigns/{id}/contacts",
+            json_rows(10_000),
+            "application/json",
+        ),
+        "xlsx-100k": lambda: (
+            "/api/v1/campaigns/{id}/contacts/file",
+            xlsx_file(100_000),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
         "json-1m": lambda: (
             "/api/v1/campaigns/{id}/contacts",
             json_batch(args.rows),
@@ -308,13 +357,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-import-load-") as logs:
         for name in args.only.split(","):
             result = run_scenario(name, scenarios[name], base_url, Path(logs))
+            r = result
             print(
-                f"{name:8} {result['body_mb']:6.1f} MB -> {result['status']} "
-                f"answer {result['answer_bytes']:,} B in {result['seconds']:.1f} s {result['answer']}\n"
-                f"         RSS: idle {result['idle_mb']:.0f} MB, daemon peak "
-                f"{result['daemon_peak_mb']:.0f} MB, with its workers {result['tree_peak_mb']:.0f} MB"
-                f"{'' if result['daemon_alive'] else ' (the daemon DIED)'}\n"
-                f"         /healthz: {result['healthz_probes']} probes, "
+                f"{name:9} {r['body_mb']:6.1f} MB -> {r['status']} "
+                f"answer {r['answer_bytes']:,} B in {r['seconds']:.1f} s {r['answer']}\n"
+                f"          RSS: idle {r['idle_mb']:.0f} MB, daemon peak "
+                f"{r['daemon_peak_mb']:.0f} MB, with its workers {r['tree_peak_mb']:.0f} MB"
+                f"{'' if r['daemon_alive'] else ' (the daemon DIED)'}\n"
+                f"          /healthz: {result['healthz_probes']} probes, "
                 f"{result['healthz_failed']} failed, median "
                 f"{result['healthz_median_ms']:.1f} ms, p99 {result['healthz_p99_ms']:.0f} ms, "
                 f"max {result['healthz_max_ms']:.0f} ms",

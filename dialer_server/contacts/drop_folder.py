@@ -9,9 +9,10 @@
    ``3-leads.csv.part``) and rename it into place when complete.
 2. It is claimed by a rename into ``processing/`` (so daemons sharing the folder never
    import a file twice), imported, then moved to ``done/``, with
-   ``<name>.report.json`` beside it (counts and every rejected row). A file that cannot
-   be imported (not CSV/XLSX, unknown column, no such campaign, or bad rows under
-   ``all_or_nothing``) goes to ``failed/`` with its report. A name already taken there
+   ``<name>.report.json`` beside it (counts, the import's id, and every problem its report
+   lists, read back from the database a page at a time). A file that cannot be imported
+   (not CSV/XLSX, unknown column, no such campaign, or bad rows under ``all_or_nothing``)
+   goes to ``failed/`` with its report. A name already taken there
    gets a numbered suffix (``3-leads.2.csv``).
 3. When PostgreSQL is unavailable the file goes back to the folder and is tried again.
 
