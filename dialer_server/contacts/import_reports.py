@@ -117,7 +117,7 @@ async def save(
     """
     async with conn.transaction():
         await conn.execute(query("import_report_purge"))
-        await conn.execute(
+        saved = await conn.fetchval(
             query("import_report_insert"),
             log.import_id,
             campaign_id,
@@ -132,7 +132,7 @@ async def save(
             stored,
             keep_days * 86400.0,
         )
-        if log.listed:
+        if saved is not None and log.listed:
             # asyncpg reads a file source in a thread: the loop is not held up.
             await conn.copy_to_table(
                 "import_problems", source=log.spooled(), columns=_COLUMNS, format="csv"

@@ -10,10 +10,13 @@ SELECT nextval(pg_get_serial_sequence('imports', 'id'));
 DELETE FROM imports WHERE expires_at <= now();
 
 -- name: import_report_insert
+-- Nothing when the campaign was deleted since its import ended: the report goes with it.
 INSERT INTO imports (id, campaign_id, source, file_name, received, inserted, updated,
                      rejected_rows, problems, listed, stored, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-        now() + make_interval(secs => $12::double precision));
+SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+       now() + make_interval(secs => $12::double precision)
+FROM campaigns WHERE id = $2 FOR KEY SHARE
+RETURNING id;
 
 -- name: import_report_get
 SELECT id, campaign_id, source, file_name, received, inserted, updated, rejected_rows,
