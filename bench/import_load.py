@@ -23,34 +23,32 @@ Scenarios (``--only`` picks some):
 
 Not a pass/fail test: it prints what it measured in this run.
 
-    python bench/import_load.py [--only bad-csv,json-1m,csv-1m] [--rows N]
+    python bench/import_load.py [--only bad-csv,json-10k,json-1m,csv-1m,xlsx-100k] [--rows N]
     (scripts/bench-import-load starts a stack of its own and runs this)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
+import io
 import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_contacts import AREAS, generate  # noqa: E402
+from import_contacts import AREAS, generate  # noqa: E402
+from processes import fresh_database, rss_mb, start_daemon, stop_daemon, tree_rss_mb  # noqa: E402
 
 TOKEN = "bench-import-load-token-0123456789"
 STRATEGY = {
@@ -92,8 +90,6 @@ def json_rows(count: int) -> bytes:
 
 
 def xlsx_file(count: int) -> bytes:
-    import io
-
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
@@ -106,43 +102,6 @@ def xlsx_file(count: int) -> bytes:
     return out.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid``'s children, grandchildren... (worker processes, the forkserver)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 class Sampler(threading.Thread):
     """Samples the daemon tree's RSS and probes /healthz until stopped."""
 
@@ -151,7 +110,7 @@ class Sampler(threading.Thread):
         self.pid = pid
         self.port = port
         self.stop = threading.Event()
-        self.tree_peak_kb = 0
+        self.tree_peak_mb = 0.0
         self.waits: list[float] = []
         self.failed = 0
 
@@ -159,8 +118,7 @@ class Sampler(threading.Thread):
         prober = threading.Thread(target=self._probe, daemon=True)
         prober.start()
         while not self.stop.is_set():
-            tree = rss_kb(self.pid) + sum(rss_kb(p) for p in descendants(self.pid))
-            self.tree_peak_kb = max(self.tree_peak_kb, tree)
+            self.tree_peak_mb = max(self.tree_peak_mb, tree_rss_mb(self.pid))
             self.stop.wait(0.02)
         prober.join()
 
@@ -194,97 +152,62 @@ def request(
     return response.status, data
 
 
-class Daemon:
-    def __init__(self, database_url: str, log: Path) -> None:
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update(
-            DIALER_DATABASE_URL=database_url,
-            DIALER_HTTP_HOST="127.0.0.1",
-            DIALER_HTTP_PORT=str(self.port),
-            DIALER_API_TOKENS=f"bench:{TOKEN}",
-            DIALER_DIALING_STRATEGIES_DIR=str(ROOT / "strategies"),
-            DIALER_LOG_LEVEL="warning",
-        )
-        self._log = log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dialer_server", "run"],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit(f"the daemon did not start: see {log}")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
-async def _admin(url: str, sql: str) -> None:
-    server, _, _ = url.rpartition("/")
-    conn = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def run_scenario(
-    name: str, make: Callable[[], tuple[str, bytes, str]], base_url: str, logs: Path
+async def run_scenario(
+    name: str, make: Callable[[], tuple[str, bytes, str]], base_url: str
 ) -> dict[str, Any]:
-    import asyncio
+    port = _free_port()
+    async with fresh_database(base_url) as url:
+        daemon = await start_daemon(
+            ROOT,
+            {
+                "DIALER_DATABASE_URL": url,
+                "DIALER_HTTP_HOST": "127.0.0.1",
+                "DIALER_API_TOKENS": f"bench:{TOKEN}",
+                "DIALER_DIALING_STRATEGIES_DIR": str(ROOT / "strategies"),
+            },
+            port,
+        )
+        try:
+            result = await asyncio.to_thread(_measure, name, make, daemon.pid, port)
+            result["daemon_alive"] = daemon.returncode is None
+        finally:
+            await stop_daemon(daemon)
+    return result
 
-    server, _, _ = base_url.rpartition("/")
-    db = f"dialer_bench_load_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(base_url, f'CREATE DATABASE "{db}"'))
-    daemon = Daemon(f"{server}/{db}", logs / f"{name}.log")
-    try:
-        status, _ = request(
-            daemon.port,
-            "POST",
-            "/api/v1/strategies",
-            json.dumps(STRATEGY).encode(),
-            "application/json",
-        )
-        assert status in (200, 201), status
-        status, created = request(
-            daemon.port,
-            "POST",
-            "/api/v1/campaigns",
-            json.dumps({"name": name, "strategy": STRATEGY["name"]}).encode(),
-            "application/json",
-        )
-        assert status == 201, created
-        campaign = json.loads(created)["id"]
-        route, body, content_type = make()
-        idle_kb = rss_kb(daemon.proc.pid)
-        sampler = Sampler(daemon.proc.pid, daemon.port)
-        sampler.start()
-        started = time.perf_counter()
-        status, answer = request(daemon.port, "POST", route.format(id=campaign), body, content_type)
-        seconds = time.perf_counter() - started
-        time.sleep(0.1)
-        sampler.stop.set()
-        sampler.join()
-        peak_kb = rss_kb(daemon.proc.pid, "VmHWM")
-        alive = daemon.proc.poll() is None
-    finally:
-        daemon.close()
-        asyncio.run(_admin(base_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _measure(
+    name: str, make: Callable[[], tuple[str, bytes, str]], pid: int, port: int
+) -> dict[str, Any]:
+    status, _ = request(
+        port, "POST", "/api/v1/strategies", json.dumps(STRATEGY).encode(), "application/json"
+    )
+    assert status in (200, 201), status
+    status, created = request(
+        port,
+        "POST",
+        "/api/v1/campaigns",
+        json.dumps({"name": name, "strategy": STRATEGY["name"]}).encode(),
+        "application/json",
+    )
+    assert status == 201, created
+    campaign = json.loads(created)["id"]
+    route, body, content_type = make()
+    idle_mb = rss_mb(pid)[0]
+    sampler = Sampler(pid, port)
+    sampler.start()
+    started = time.perf_counter()
+    status, answer = request(port, "POST", route.format(id=campaign), body, content_type)
+    seconds = time.perf_counter() - started
+    time.sleep(0.1)
+    sampler.stop.set()
+    sampler.join()
+    peak_mb = rss_mb(pid)[1]
     waits = sorted(sampler.waits)
     summary: dict[str, Any] = {}
     try:
@@ -304,16 +227,15 @@ def run_scenario(
         "status": status,
         "answer_bytes": len(answer),
         "seconds": seconds,
-        "idle_mb": idle_kb / 1024,
-        "daemon_peak_mb": peak_kb / 1024,
-        "tree_peak_mb": sampler.tree_peak_kb / 1024,
+        "idle_mb": idle_mb,
+        "daemon_peak_mb": peak_mb,
+        "tree_peak_mb": sampler.tree_peak_mb,
         "healthz_probes": len(waits),
         "healthz_failed": sampler.failed,
         "healthz_max_ms": waits[-1] * 1000 if waits else float("nan"),
         "healthz_p99_ms": waits[int(len(waits) * 0.99) - 1] * 1000 if waits else float("nan"),
         "healthz_median_ms": statistics.median(waits) * 1000 if waits else float("nan"),
         "answer": summary,
-        "daemon_alive": alive,
     }
 
 
@@ -354,22 +276,19 @@ def main() -> None:
         f"/healthz probed every 20 ms during each import",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="bench-import-load-") as logs:
-        for name in args.only.split(","):
-            result = run_scenario(name, scenarios[name], base_url, Path(logs))
-            r = result
-            print(
-                f"{name:9} {r['body_mb']:6.1f} MB -> {r['status']} "
-                f"answer {r['answer_bytes']:,} B in {r['seconds']:.1f} s {r['answer']}\n"
-                f"          RSS: idle {r['idle_mb']:.0f} MB, daemon peak "
-                f"{r['daemon_peak_mb']:.0f} MB, with its workers {r['tree_peak_mb']:.0f} MB"
-                f"{'' if r['daemon_alive'] else ' (the daemon DIED)'}\n"
-                f"          /healthz: {result['healthz_probes']} probes, "
-                f"{result['healthz_failed']} failed, median "
-                f"{result['healthz_median_ms']:.1f} ms, p99 {result['healthz_p99_ms']:.0f} ms, "
-                f"max {result['healthz_max_ms']:.0f} ms",
-                flush=True,
-            )
+    for name in args.only.split(","):
+        r = asyncio.run(run_scenario(name, scenarios[name], base_url))
+        print(
+            f"{name:9} {r['body_mb']:6.1f} MB -> {r['status']} "
+            f"answer {r['answer_bytes']:,} B in {r['seconds']:.1f} s {r['answer']}\n"
+            f"          RSS: idle {r['idle_mb']:.0f} MB, daemon peak "
+            f"{r['daemon_peak_mb']:.0f} MB, with its workers {r['tree_peak_mb']:.0f} MB"
+            f"{'' if r['daemon_alive'] else ' (the daemon DIED)'}\n"
+            f"          /healthz: {r['healthz_probes']} probes, {r['healthz_failed']} failed, "
+            f"median {r['healthz_median_ms']:.1f} ms, p99 {r['healthz_p99_ms']:.0f} ms, "
+            f"max {r['healthz_max_ms']:.0f} ms",
+            flush=True,
+        )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

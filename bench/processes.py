@@ -68,6 +68,22 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
+def tree_rss_mb(root: int) -> float:
+    """Resident set of ``root`` and its living descendants (worker processes), in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+                children.setdefault(_stat(int(entry))[0], []).append(int(entry))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, KeyError):
+            total += rss_mb(pid)[0]
+        todo.extend(children.get(pid, ()))
+    return total
+
+
 @dataclasses.dataclass(frozen=True)
 class Stack:
     """The pids of a local stack's services (scripts/stack writes them)."""
@@ -110,10 +126,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def start_daemon(root: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def start_daemon(
+    root: Path, env: dict[str, str], port: int | None = None
+) -> asyncio.subprocess.Process:
     """``dialer-server run`` as operators run it, with ``env`` over this process's
-    environment (the stack's settings); returned once its /readyz says 200."""
-    port = _free_port()
+    environment (the stack's settings), serving HTTP on ``port`` (default: a free one);
+    returned once its /readyz says 200."""
+    port = port or _free_port()
     full = {**os.environ, "DIALER_HTTP_PORT": str(port), "DIALER_LOG_LEVEL": "ERROR", **env}
     daemon = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dialer_server", "run", env=full, cwd=root
