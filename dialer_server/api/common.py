@@ -268,42 +268,51 @@ def content_coding(request: web.Request) -> str | None:
     return coding
 
 
-class _Inflater:
+class Inflater:
     """Decodes a gzip or deflate body piece by piece, never beyond what the caller has room for."""
 
     def __init__(self, coding: str) -> None:
         self.coding = coding
         self._z: Any = zlib.decompressobj(_GZIP_WBITS) if coding == "gzip" else None
-        self._head = b""
+        # Bytes held until there are enough to decide: a deflate body's first two, or
+        # what follows the end of a gzip member (another member may start there).
+        self._held = b""
 
     def feed(self, data: bytes, room: int) -> bytes:
         """The decoded bytes of ``data``; PayloadTooLarge when they would pass ``room``."""
         if self._z is None:
             # "deflate" is the zlib format (RFC 1950), yet some clients send the raw
             # deflate data without its two-byte header: tell them apart by that header.
-            self._head += data
-            if len(self._head) < 2:
+            data, self._held = self._held + data, b""
+            if len(data) < 2:
+                self._held = data
                 return b""
-            data, self._head = self._head, b""
             zlib_header = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
             self._z = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
-        if self._z.eof:
-            if data:
-                raise BadEncoding(f"the body goes on after the end of its {self.coding} data")
-            return b""
-        try:
-            # One byte beyond the room tells "too large" without decoding the rest.
-            out: bytes = self._z.decompress(data, room + 1)
-        except zlib.error as exc:
-            raise BadEncoding(f"the body is not valid {self.coding} data: {exc}") from None
-        if len(out) > room:
-            raise PayloadTooLarge(f"the request body must be at most {room} bytes decoded")
-        if self._z.eof and self._z.unused_data:
-            raise BadEncoding(f"the body goes on after the end of its {self.coding} data")
+        out = b""
+        while data:
+            if self._z.eof:
+                # RFC 1952: a gzip body may be several members one after the other.
+                data, self._held = self._held + data, b""
+                if self.coding != "gzip" or not data.startswith(b"\x1f\x8b"[: len(data)]):
+                    raise BadEncoding(f"the body goes on after the end of its {self.coding} data")
+                if len(data) < 2:
+                    self._held = data
+                    break
+                self._z = zlib.decompressobj(_GZIP_WBITS)
+            try:
+                # One byte beyond the room tells "too large" without decoding the rest.
+                out += self._z.decompress(data, room - len(out) + 1)
+            except zlib.error as exc:
+                raise BadEncoding(f"the body is not valid {self.coding} data: {exc}") from None
+            if len(out) > room:
+                raise PayloadTooLarge(f"the request body must be at most {room} bytes decoded")
+            # Below the room all of ``data`` was taken, unless the member ended in it.
+            data = self._z.unused_data if self._z.eof else b""
         return out
 
     def finish(self) -> None:
-        if self._z is None or not self._z.eof:
+        if self._z is None or not self._z.eof or self._held:
             raise BadEncoding(f"the body ends before the end of its {self.coding} data")
 
 
@@ -318,7 +327,7 @@ async def body_chunks(request: web.Request, limit: int) -> AsyncIterator[bytes]:
     too_large = f"the request body must be at most {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(too_large)
-    inflater = _Inflater(coding) if coding is not None else None
+    inflater = Inflater(coding) if coding is not None else None
     sent = decoded = 0
     try:
         async for chunk in request.content.iter_chunked(_READ_CHUNK):

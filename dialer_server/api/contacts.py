@@ -16,7 +16,7 @@ from ..campaigns import export
 from ..campaigns import operations as campaigns
 from ..contacts import importer as contact_import
 from ..contacts import operations as contacts
-from ..errors import DialerError, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
 from ..states import CONTACT_STATES, STATUSES
 from .common import (
     CONTEXT,
@@ -150,7 +150,7 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
                 )
             except contact_import.CampaignNotFound as exc:  # deleted meanwhile
                 raise NotFound(str(exc)) from None
-            except DialerError as exc:  # the file cannot be read
+            except contact_import.ImportFileError as exc:  # the file cannot be read
                 raise InvalidInput(str(exc), code="invalid_file") from None
     finally:
         await asyncio.to_thread(spool.close)
