@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import io
 import json
@@ -210,7 +211,7 @@ def _measure(
     peak_mb = rss_mb(pid)[1]
     waits = sorted(sampler.waits)
     summary: dict[str, Any] = {}
-    try:
+    with contextlib.suppress(ValueError):  # an answer that is not JSON is shown by its size
         parsed = json.loads(answer)
         summary = {
             k: parsed[k]
@@ -219,8 +220,6 @@ def _measure(
         }
         if "error" in parsed:
             summary["error"] = parsed["error"]["code"]
-    except ValueError:
-        pass
     return {
         "scenario": name,
         "body_mb": len(body) / 1e6,

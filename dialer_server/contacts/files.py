@@ -134,8 +134,10 @@ class _Lines:
             raise StopIteration
         self.number += 1
         if len(line) > MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
-            while (rest := self._text.readline(MAX_LINE_CHARS)) and not rest.endswith(("\n", "\r")):
-                pass
+            # Skip to the line's end a piece at a time: it is never held whole.
+            rest = line
+            while rest and not rest.endswith(("\n", "\r")):
+                rest = self._text.readline(MAX_LINE_CHARS)
             self.too_long.append(self.number)
             return self.number, "\n", False
         # Bytes that are not UTF-8 were decoded as lone surrogates: the row says so.
@@ -234,7 +236,7 @@ class CsvRows:
         return min(1.0, self._binary.tell() / self._size)
 
     def close(self) -> None:
-        pass  # the stream is the caller's
+        """Nothing to let go: the stream is the caller's."""
 
 
 def _size_of(stream: IO[bytes]) -> int:

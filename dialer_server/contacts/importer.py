@@ -278,7 +278,7 @@ class _RowList:
         return self._at / len(self._rows) if self._rows else 1.0
 
     def close(self) -> None:
-        pass
+        """Nothing to let go: the rows are the caller's."""
 
 
 # --- storing ---------------------------------------------------------------------------
