@@ -46,7 +46,7 @@ def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
                 if row["strategy_id"] is not None
                 else None
             )
-        elif key == "calling_window":
+        elif key in ("calling_window", "param_names"):
             window = row[key]  # jsonb comes back as its text
             out[key] = json.loads(window) if isinstance(window, str) else window
         else:
