@@ -102,6 +102,12 @@ class UnsupportedMediaType(RequestError):
     code = "unsupported_media_type"
 
 
+class ServiceUnavailable(RequestError):
+    """A service the request needs (Asterisk, the event stream) is not available now."""
+
+    code = "unavailable"
+
+
 class BadRequest(RequestError):
     """The request is malformed."""
 

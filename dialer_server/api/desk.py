@@ -28,6 +28,7 @@ from .common import (
     CONTEXT,
     PRINCIPAL,
     Operation,
+    ServiceUnavailable,
     note,
     query_text,
     read_json,
@@ -75,10 +76,8 @@ ROSTER = web.AppKey("desk_roster", object)
 AMI = web.AppKey("desk_ami", AmiClient)
 
 
-class AsteriskUnavailable(RequestError):
+class AsteriskUnavailable(ServiceUnavailable):
     """Asterisk cannot be asked now."""
-
-    code = "unavailable"
 
 
 def desk_state(memberships: Sequence[Member]) -> tuple[str, str]:
@@ -94,7 +93,7 @@ def desk_state(memberships: Sequence[Member]) -> tuple[str, str]:
     statuses = {m.status for m in present}
     paused = next((m for m in present if m.paused), None)
     if "busy" in statuses or any(getattr(m, "in_call", False) for m in present):
-        return ON_CALL, paused.pause_reason if paused else ""
+        return ON_CALL, ""
     if "ringing" in statuses:
         return RINGING, ""
     if paused is not None:
@@ -153,6 +152,7 @@ async def get_desk(request: web.Request) -> web.Response:
         campaigns = await desk.joinable_campaigns(conn)
         call = await desk.current_call(conn, agent)
         preview = await desk.current_preview(conn, agent)
+        preview_card = None if preview is None else await desk.contact_card(conn, preview["id"])
         callbacks = await desk.callbacks_due(conn, agent, start, start + timedelta(days=1))
     state = _state(request, agent)
     if call is not None and state["state"] in (READY, PAUSED):
@@ -166,7 +166,7 @@ async def get_desk(request: web.Request) -> web.Response:
             "pause_reasons": list(request.app[CONTEXT].config.desk.reasons),
             "campaigns": [{**c, "joined": c["queue"] in state["queues"]} for c in campaigns],
             "call": call,
-            "preview": None if preview is None else contact_json(preview),
+            "preview": preview_card,
             "callbacks": callbacks,
         }
     )
@@ -197,7 +197,7 @@ async def _queue_action(request: web.Request, action: str) -> web.Response:
                 changed = await queue_members.leave(ami, campaign["queue"], agent)
                 await desk.release_previews(conn, agent)
         except (AmiError, TimeoutError) as exc:
-            raise AsteriskUnavailable(f"Asterisk refused: {exc}") from None
+            raise AsteriskUnavailable(f"Asterisk did not do it: {exc!r}") from None
         after = {**before, "queue": campaign["queue"], "changed": changed}
         note(request, "agent", agent, before=before, after=after)
         await _published(conn, agent, after, action)
@@ -226,7 +226,7 @@ async def set_pause(
     try:
         found = await queue_members.pause(ami, agent, paused, reason)
     except (AmiError, TimeoutError) as exc:
-        raise AsteriskUnavailable(f"Asterisk refused: {exc}") from None
+        raise AsteriskUnavailable(f"Asterisk did not do it: {exc!r}") from None
     if not found:
         raise Conflict(f"{agent} is in no queue: join a campaign first", code="not_in_a_queue")
     after = {

@@ -16,7 +16,14 @@ from aiohttp import web
 from ..db.outage import TRANSIENT_ERRORS
 from ..engine.strategy import StrategyError
 from ..errors import Conflict, InvalidInput, NotFound, RequestError
-from .common import CONTEXT, BadRequest, Handler, PayloadTooLarge, UnsupportedMediaType
+from .common import (
+    CONTEXT,
+    BadRequest,
+    Handler,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +34,7 @@ _STATUS: tuple[tuple[type[RequestError], int], ...] = (
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (BadRequest, 400),
+    (ServiceUnavailable, 503),
 )
 _HTTP_CODES = {
     400: "bad_request",

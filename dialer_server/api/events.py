@@ -16,19 +16,17 @@ import time
 from aiohttp import web
 
 from ..accounts.roles import AGENT, EVERYONE
-from ..errors import InvalidInput, RequestError
+from ..errors import InvalidInput
 from ..events import EVENT_TYPES, EventBroker, EventFilter, parse_campaigns, parse_types
-from .common import CONTEXT, PRINCIPAL, Operation, query_text
+from .common import CONTEXT, PRINCIPAL, Operation, ServiceUnavailable, query_text
 from .schemas import common as s
 
 BROKER = web.AppKey("event_broker", EventBroker)
 CHECK_S = 1.0
 
 
-class Unavailable(RequestError):
+class Unavailable(ServiceUnavailable):
     """The event stream is not available."""
-
-    code = "unavailable"
 
 
 def _filter(request: web.Request) -> EventFilter:

@@ -33,7 +33,7 @@ def _page(name: str) -> web.Response:
         headers={
             "Cache-Control": "no-cache",
             "Content-Security-Policy": "default-src 'self'; style-src 'self'; "
-            "script-src 'self'; connect-src 'self'",
+            "script-src 'self'; connect-src 'self'; img-src 'self' data:",
             "X-Frame-Options": "DENY",
         },
     )

@@ -15,7 +15,7 @@ from aiohttp import web
 from ..accounts.roles import SUPERVISOR_READERS, SUPERVISORS
 from ..campaigns import desk
 from . import desk as desk_api
-from .common import Operation, read_json, respond, transaction
+from .common import CONTEXT, Operation, read_json, respond, transaction
 from .schemas import common as s
 from .schemas import users as schemas
 
@@ -45,6 +45,7 @@ async def overview(request: web.Request) -> web.Response:
     return respond(
         {
             "roster_ready": roster is not None and roster.ready,
+            "pause_reasons": list(request.app[CONTEXT].config.desk.reasons),
             "agents": sorted(agents.values(), key=lambda a: a["agent"]),
             "campaigns": campaigns,
         }

@@ -376,8 +376,10 @@ async def ring_agent(
     """Ring an agent's phone for a preview call dialled agent-first; the agent's channel
     once they answer (it waits in ``context`` up to ``wait_s``), None if they did not.
 
-    The agent leg's ChannelId is the attempt id with ``-agent``: its events never
+    The agent leg's ChannelId is ``agent-`` and the attempt id: its events never
     reach the attempt's call, which is the customer's leg, dialled after this.
+    (Not the attempt id with a suffix: Asterisk refuses a ChannelId that an
+    existing channel's id starts with.)
     Raises AmiDisconnected like ``place_call``.
     """
     action: dict[str, str | list[str]] = {
@@ -387,7 +389,7 @@ async def ring_agent(
         "Exten": "s",
         "Priority": "1",
         "Timeout": str(int(ring_timeout_s * 1000)),
-        "ChannelId": f"{attempt_id}-agent",
+        "ChannelId": f"agent-{attempt_id}",
         "Async": "true",
         "Variable": [f"DIALER_ATTEMPT_ID={attempt_id}", f"DIALER_AGENT_WAIT_S={wait_s:g}"],
     }

@@ -30,7 +30,7 @@ def interface(agent: str) -> str:
 
 async def _send(ami: AmiClient, action: dict[str, str], harmless: tuple[str, ...]) -> bool:
     """True when Asterisk did it, False when there was nothing to do."""
-    reply = await ami.send_action(action)
+    reply = await ami.send_action(action, as_list=False)
     first = reply[0] if reply else {}
     if first.get("Response") == "Success":
         return True

@@ -34,8 +34,9 @@ SELECT coalesce(max(seq), 0) FROM events;
 
 -- name: publish_live_event
 -- A live event (not a webhook): in the log only, with an id of its own.
-SELECT event_publish(v.id, $1, $2, $3,
-                     jsonb_build_object('id', v.id, 'type', $1, 'occurred_at', webhook_time(now()))
+SELECT event_publish(v.id, $1::text, $2::bigint, $3::text,
+                     jsonb_build_object('id', v.id, 'type', $1::text,
+                                        'occurred_at', webhook_time(now()))
                      || $4::jsonb)
 FROM (SELECT gen_random_uuid() AS id) v
 WHERE coalesce((SELECT events_enabled FROM webhook_settings), false);

@@ -6,11 +6,12 @@ SELECT id, name, state, mode, queue, script, param_names, timezone, calling_wind
 FROM campaigns WHERE id = $1;
 
 -- name: desk_campaigns
--- The campaigns an agent can join: agent modes and preview, not stopped.
+-- The campaigns an agent can join: agent modes and preview, not completed (an
+-- agent may join a stopped campaign's queue before it starts).
 SELECT id, name, state, mode, queue, preview_dial, preview_timeout_s
 FROM campaigns
 WHERE mode IN ('progressive', 'power', 'predictive', 'preview')
-  AND state IN ('running', 'paused')
+  AND state IN ('running', 'paused', 'stopped')
 ORDER BY id;
 
 -- name: desk_contact
