@@ -19,6 +19,7 @@ from .common import (
     Operation,
     check_text,
     note,
+    nothing_changed,
     page,
     paged,
     path_id,
@@ -147,6 +148,8 @@ def _transition(action: str) -> Any:
                     before={"state": previous},
                     after={"state": campaign["state"]},
                 )
+            else:
+                nothing_changed(request)
         changed = campaign["state"] != previous
         if changed:
             logger.info(

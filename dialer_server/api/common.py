@@ -143,6 +143,12 @@ def note(
     request[AUDIT] = entry
 
 
+def nothing_changed(request: web.Request) -> None:
+    """This write changed nothing (an idempotent repeat): no audit log row. Needed
+    where the transaction locked rows, which counts as writing to PostgreSQL."""
+    request[_AUDITED] = True
+
+
 def _operation_id(request: web.Request) -> str:
     route = request.match_info.route
     return (route.name if route is not None else None) or request.path

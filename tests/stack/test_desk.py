@@ -259,7 +259,7 @@ def save_doc_screenshot(driver: Any, tmp_path: Path, name: str) -> None:
         shutil.copyfile(shot, DOC_IMAGES / name)
 
 
-async def test_an_agent_takes_a_predictive_call_sees_it_within_a_second_and_sets_a_personal_callback(
+async def test_an_agent_takes_a_predictive_call_sees_it_in_a_second_and_sets_a_personal_callback(
     desk: Desk, browser: Any, tmp_path: Path
 ) -> None:
     campaign_id, (contact_id,) = await desk_campaign(

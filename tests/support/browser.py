@@ -60,7 +60,10 @@ def wait(driver: Any, predicate: Callable[[Any], Any], timeout: float = 10.0) ->
     and text, what one needs to see why."""
     try:
         return WebDriverWait(
-            driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+            driver,
+            timeout,
+            poll_frequency=0.05,
+            ignored_exceptions=(StaleElementReferenceException,),
         ).until(predicate)
     except TimeoutException:
         console = [entry["message"] for entry in driver.get_log("browser")]
