@@ -89,7 +89,7 @@ OPERATIONS = [
         body=s.json_body(schemas.PAUSE),
         responses={
             "200": s.ok(s.ref("View")),
-            **s.errors("400", "401", "403", "409", "413", "415", "422", "503"),
+            **s.errors("400", "401", "403", "404", "409", "413", "415", "422", "503"),
         },
         roles=SUPERVISORS,
     ),
@@ -101,7 +101,7 @@ OPERATIONS = [
         "Resume a paused agent, audited",
         "supervisor",
         parameters=(_AGENT_PARAM,),
-        responses={"200": s.ok(s.ref("View")), **s.errors("401", "403", "409", "503")},
+        responses={"200": s.ok(s.ref("View")), **s.errors("401", "403", "404", "409", "503")},
         roles=SUPERVISORS,
     ),
 ]
