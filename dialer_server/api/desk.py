@@ -143,6 +143,19 @@ async def _published(conn: Any, agent: str, state: dict[str, Any], action: str) 
     )
 
 
+def _in_wrapup(request: web.Request, agent: str) -> bool:
+    """Whether a disposition ends the agent's wrap-up: with [desk] wrapup on, unless they
+    paused for another reason meanwhile. Not read from the roster's wrap-up alone: the
+    pause's queue event may still be on its way when a quick agent saves."""
+    if not request.app[CONTEXT].config.desk.wrapup:
+        return False
+    roster = _roster(request)
+    memberships = list(roster.agent(agent)) if roster is not None and roster.ready else []
+    return not any(
+        m.paused and m.pause_reason not in ("", queue_members.WRAPUP_REASON) for m in memberships
+    )
+
+
 async def get_desk(request: web.Request) -> web.Response:
     principal, agent = _agent(request)
     tz = _zone(request)
@@ -274,7 +287,7 @@ async def set_call_disposition(request: web.Request) -> web.Response:
         )
         note(request, "attempt", attempt_id, after=disposition_json(disposition))
     # The wrap-up pause (taken when the call reached the agent) ends with the disposition.
-    if _state(request, agent)["pause_reason"] == queue_members.WRAPUP_REASON:
+    if _in_wrapup(request, agent):
         try:
             await queue_members.pause(_ami(request), agent, False)
         except (AmiError, TimeoutError, RequestError) as exc:

@@ -13,8 +13,9 @@ pause apply as to every campaign.
 - Campaigns sharing a queue share its agents: each sees the calls the others
   have ringing and are about to place, and which of them goes first changes
   every tick, so none starves the others.
-- A personal callback is dialled only to its agent, while the roster shows that
-  agent free (``callback_agents``), whatever the campaign's mode.
+- A personal callback (and a preview call) is dialled only to its agent, while
+  the roster shows that agent free in the campaign's queue (``callback_agents``),
+  whatever the campaign's mode.
 """
 
 from __future__ import annotations

@@ -12,7 +12,15 @@ reconciliation (at start, after every AMI reconnect, and periodically, it takes
 over the open attempts of daemons that died). Like procrastinate's worker, it
 issues no SQL itself: what a campaign may dial is decided by ``slots.py``
 (limits, windows), ``agent_dialing.py`` (the agent modes) and ``claims.py``; the
-statements live with ``store.py`` and ``results.py``. While PostgreSQL is away
+statements live with ``store.py`` and ``results.py``.
+
+A preview call dialled agent-first rings the agent's phone first (its own
+channel, ``agent-<attempt id>``) and originates the customer's leg, the
+attempt's call, only once the agent answered; the attempt row exists from the
+claim on, as for every call, and a preview whose agent does not answer is put
+back like a call that never left. When an agent takes a call this daemon
+follows, it writes the attempt.connected event and, for a desk user with
+``[desk] wrapup``, pauses them for wrap-up. While PostgreSQL is away
 (``db/outage.py``) a result in hand waits in memory and is written once it is
 back.
 """

@@ -7,8 +7,8 @@ Agent campaigns pace their calls by the free agents of an Asterisk queue
   the whole roster from its QueueParams and QueueMember replies; events that
   arrive while the reply is on its way are replayed over it, in order (each
   carries a member's whole state, so the last one wins);
-- then it follows the queue events: QueueMemberStatus (device state, paused,
-  in call), QueueMemberAdded/Removed, QueueMemberPause, and the call events
+- then it follows the queue events: QueueMemberStatus (device state, paused
+  and why, in call), QueueMemberAdded/Removed, QueueMemberPause, and the call events
   AgentCalled/AgentRingNoAnswer/AgentDump (ringing), AgentConnect (in call)
   and AgentComplete (the call ended: wrap-up for ``wrapup_s``, the queue's
   wrapuptime, 0 as shipped, during which Asterisk gives the agent no call).

@@ -300,6 +300,10 @@ async def test_an_agent_takes_a_predictive_call_sees_it_in_a_second_and_sets_a_p
         assert "first_name" in card and "Ada" in card
         await in_browser(wait, browser, lambda d: state_line(d) in ("on_call", "wrap_up"), 5)
         save_doc_screenshot(browser, tmp_path, "desk.png")
+        # A tablet held upright: one column, the same controls.
+        browser.set_window_size(800, 1200)
+        save_doc_screenshot(browser, tmp_path, "desk-tablet.png")
+        browser.set_window_size(1280, 900)
 
         # A personal callback, 30 s from now in the contact's own time.
         local = (datetime.now(UTC) + timedelta(seconds=30)).astimezone(
@@ -540,3 +544,44 @@ async def test_a_supervisor_pauses_a_campaign_from_the_supervisor_view_and_the_a
     await desk.log_in("rita", "rita-password-0001")
     status, _ = await desk.api("rita", "POST", f"/api/v1/campaigns/{campaign_id}/resume")
     assert status == 403
+
+
+async def test_preview_customer_first_and_the_preview_timeout_dial_without_call(
+    desk: Desk,
+) -> None:
+    campaign_id, contact_ids = await desk_campaign(
+        desk.conn,
+        "desk-preview-timeout",
+        [ANSWERS],
+        mode="preview",
+        preview_dial="customer_first",
+        preview_timeout_s=5,
+    )
+    await desk.ok("admin", "POST", f"/api/v1/campaigns/{campaign_id}/start")
+    await desk.ok("alice", "POST", "/api/v1/desk/join", {"campaign_id": campaign_id})
+    await desk.roster_shows(AGENT, "ready")
+    shown = await desk.ok(
+        "alice", "POST", "/api/v1/desk/preview/next", {"campaign_id": campaign_id}
+    )
+    assert shown["contact"]["contact"]["id"] == contact_ids[0]
+    assert shown["contact"]["script"].startswith("Hello Ada")
+    shown_at = datetime.now(UTC)
+    # Nobody presses Call: the timeout dials it, customer first, to this agent.
+    async with asyncio.timeout(30):
+        while (
+            attempt := await desk.conn.fetchrow("SELECT created_at, agent FROM attempts")
+        ) is None or attempt["agent"] is None:
+            await asyncio.sleep(0.1)
+    assert attempt["agent"] == AGENT
+    assert attempt["created_at"] >= shown_at + timedelta(seconds=4.5)
+    desk_view = await desk.ok("alice", "GET", "/api/v1/desk")
+    assert desk_view["preview"] is None  # dialled: no longer shown
+    # Nothing else is due: the next contact is none.
+    again = await desk.ok(
+        "alice", "POST", "/api/v1/desk/preview/next", {"campaign_id": campaign_id}
+    )
+    assert again == {"contact": None}
+    # The agent's phone (talk 6 s) ends the call.
+    async with asyncio.timeout(30):
+        while await desk.conn.fetchval("SELECT count(*) FROM attempts WHERE state <> 'ended'"):
+            await asyncio.sleep(0.2)
