@@ -220,7 +220,9 @@ def test_the_first_allowed_moment_is_not_later_than_needed(
     ring = timedelta(seconds=ring_s)
     start = next_allowed(window, zones, at, ring, horizon_days=3)
     end = start if start is not None else at + timedelta(days=2)
-    offsets = {ZoneInfo(z).utcoffset(m.replace(tzinfo=None)) for z in zones for m in (at, end)}
+    # Each moment in each zone's own time: a naive UTC time read as local time misses a
+    # change that happens between the two (29 March 2026, 01:00 UTC, in London).
+    offsets = {m.astimezone(ZoneInfo(z)).utcoffset() for z in zones for m in (at, end)}
     if len(offsets) > len(zones):
         return  # a DST change in between: the conservative reading may start later
     probe = at
