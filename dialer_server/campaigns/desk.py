@@ -12,7 +12,8 @@
   every check it applies to any call (line and rate limits, the calling window,
   do-not-call lists; the attempt row before the Originate); Skip, with a reason,
   puts it back at the step its strategy planned, due after the campaign's skip
-  delay. A contact shown and never dialled goes back after ``PREVIEW_LEASE_S``.
+  delay. A contact shown and never dialled goes back after ``PREVIEW_LEASE_S``
+  (looked for whenever a contact is offered).
 - The supervisor's live counts per campaign (``live_counts``).
 
 Every function works in the caller's transaction.
