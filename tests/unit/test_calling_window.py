@@ -220,9 +220,9 @@ def test_the_first_allowed_moment_is_not_later_than_needed(
     ring = timedelta(seconds=ring_s)
     start = next_allowed(window, zones, at, ring, horizon_days=3)
     end = start if start is not None else at + timedelta(days=2)
-    # Each moment in each zone's own time: a naive UTC time read as local time misses a
-    # change that happens between the two (29 March 2026, 01:00 UTC, in London).
-    offsets = {m.astimezone(ZoneInfo(z)).utcoffset() for z in zones for m in (at, end)}
+    # Each zone's offset at both ends, in that zone's own time (a UTC moment read as
+    # local time would miss a change that falls between them).
+    offsets = {(z, m.astimezone(ZoneInfo(z)).utcoffset()) for z in zones for m in (at, end)}
     if len(offsets) > len(zones):
         return  # a DST change in between: the conservative reading may start later
     probe = at
