@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the configuration and print it")
     _add_import_parser(sub)
     _add_campaign_parser(sub)
+    _add_user_parser(sub)
     return parser
 
 
@@ -80,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_import(config, args))
         elif args.command == "campaign":
             return asyncio.run(_campaign(config, args, sys.stdout))
+        elif args.command == "user":
+            return asyncio.run(_user(config, args, sys.stdout))
     except DialerError as exc:
         return _fail(exc, exit_status(exc))
     except KeyboardInterrupt:
@@ -190,6 +193,79 @@ async def _campaign(config: Config, args: argparse.Namespace, out: Any) -> int:
                     print(f"{name} is {before}: nothing to do", file=out)
                 else:
                     print(f"{name}: {before} -> {campaign['state']}", file=out)
+    finally:
+        await pool.close()
+    return 0
+
+
+def _add_user_parser(sub: Any) -> None:
+    from .accounts.roles import ROLES
+
+    user = sub.add_parser(
+        "user",
+        help="create and list users (the first admin)",
+        description="Users of the API, the agent desk and the supervisor view, straight "
+        "from the database. The first admin is made here; after that, admins manage users "
+        "over the API too.",
+    )
+    actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="create a user (asks for the password)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--agent", metavar="ENDPOINT", help="agent users: their PJSIP endpoint")
+    add.add_argument("--display-name", metavar="TEXT")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (scripts) instead of a prompt",
+    )
+    actions.add_parser("list", help="every user, a line each")
+
+
+def _read_password(from_stdin: bool) -> str:
+    import getpass
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise DialerError("the passwords differ")
+    return first
+
+
+async def _user(config: Config, args: argparse.Namespace, out: Any) -> int:
+    from .accounts import users
+
+    password = _read_password(args.password_stdin) if args.action == "add" else None
+    pool = await create_pool(config.database)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if args.action == "add":
+                # A refusal (name taken, weak password) is a DialerError: one line, exit 1.
+                row = await users.create_user(
+                    conn,
+                    {
+                        "username": args.username,
+                        "role": args.role,
+                        "agent": args.agent,
+                        "display_name": args.display_name,
+                        "password": password,
+                    },
+                )
+                print(f"user {row['id']} {row['username']} ({row['role']}) created", file=out)
+            else:
+                lines = [["id", "username", "role", "agent", "active"]]
+                for row in await users.list_users(conn, limit=10_000):
+                    lines.append(
+                        [
+                            str(row["id"]),
+                            row["username"],
+                            row["role"],
+                            row["agent"] or "-",
+                            "yes" if row["active"] else "no",
+                        ]
+                    )
+                _print_table(out, lines)
     finally:
         await pool.close()
     return 0

@@ -66,6 +66,14 @@ class DialingConfig:
     # agent_context ([dialer-agents]: a queue of agents, a grace time, an
     # abandon message).
     agent_context: str = "dialer-agents"
+    # Preview calls dialled agent-first: the agent's phone is rung into
+    # preview_agent_context ([dialer-preview-agent]: it waits there), then the
+    # customer's, whose answer enters preview_context ([dialer-preview]: bridged
+    # to the waiting agent).
+    preview_context: str = "dialer-preview"
+    preview_agent_context: str = "dialer-preview-agent"
+    # How long the agent's phone rings before a preview call is given up.
+    preview_agent_ring_s: float = 20.0
     # The queue's wrapuptime (queues.conf, 0 as shipped): an agent whose call
     # just ended is not counted as free for this long, as Asterisk gives them
     # no call then.
@@ -195,6 +203,45 @@ class WebhooksConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuthConfig:
+    # How long a log-in (the desk's session token) lasts.
+    session_hours: float = 12.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    # Audit log rows older than this are deleted (0: kept forever).
+    retention_days: float = 365.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EventsConfig:
+    # Record the events of /api/v1/events (the webhook events and the live ones);
+    # false: the stream sends nothing.
+    enabled: bool = True
+    # Events are kept this long for clients resuming with Last-Event-ID.
+    retention_hours: float = 24.0
+    # A comment line this often keeps idle streams (and proxies) open.
+    keepalive_s: float = 15.0
+    # Streams open at once; more are refused (503).
+    max_clients: int = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class DeskConfig:
+    # The reason codes an agent (or a supervisor) may pause with, comma-separated.
+    pause_reasons: str = "break,lunch,meeting,training,technical"
+    # Pause a desk agent (a user with role agent) as soon as a call reaches them,
+    # with reason wrap-up, until they set the call's disposition: no new call
+    # comes while they finish the last one.
+    wrapup: bool = True
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.pause_reasons.split(",") if r.strip())
+
+
+@dataclasses.dataclass(frozen=True)
 class ImportConfig:
     # A folder the daemon watches for contact files named <campaign_id>-<anything>.csv
     # or .xlsx; each is imported, then moved to done/ (or failed/) with a .report.json
@@ -223,6 +270,10 @@ class Config:
     sms: SmsConfig = dataclasses.field(default_factory=SmsConfig)
     webhooks: WebhooksConfig = dataclasses.field(default_factory=WebhooksConfig)
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    auth: AuthConfig = dataclasses.field(default_factory=AuthConfig)
+    audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)
+    events: EventsConfig = dataclasses.field(default_factory=EventsConfig)
+    desk: DeskConfig = dataclasses.field(default_factory=DeskConfig)
     # The [import] section ("import" is a Python keyword).
     import_: ImportConfig = dataclasses.field(
         default_factory=ImportConfig, metadata={"section": "import"}
@@ -366,6 +417,30 @@ def _validate(config: Config) -> None:
     if config.import_.poll_interval_s <= 0 or config.import_.settle_s < 0:
         raise ConfigError("config keys import.poll_interval_s/settle_s must be > 0 and >= 0")
     parse_api_tokens(config.api.tokens)
+    _validate_desk(config)
+
+
+PAUSE_REASON = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def _validate_desk(config: Config) -> None:
+    if config.auth.session_hours <= 0:
+        raise ConfigError("config key auth.session_hours must be > 0")
+    if config.audit.retention_days < 0:
+        raise ConfigError("config key audit.retention_days must be >= 0")
+    if config.events.retention_hours <= 0 or config.events.keepalive_s <= 0:
+        raise ConfigError("config keys events.retention_hours/keepalive_s must be > 0")
+    if config.events.max_clients < 1:
+        raise ConfigError("config key events.max_clients must be >= 1")
+    reasons = config.desk.reasons
+    if not reasons:
+        raise ConfigError("config key desk.pause_reasons must list at least one reason")
+    for reason in reasons:
+        if not PAUSE_REASON.fullmatch(reason) or reason == "wrap-up":
+            raise ConfigError(
+                f"config key desk.pause_reasons: {reason!r} must be 1-40 of a-z 0-9 _ - "
+                "(and not wrap-up, which the desk uses itself)"
+            )
 
 
 def _validate_webhooks(hooks: WebhooksConfig) -> None:

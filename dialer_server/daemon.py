@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .accounts.audit import AuditRetention
 from .api.app import Services, create_app, server_options
 from .config import Config
 from .contacts.drop_folder import DropFolder
@@ -33,6 +34,8 @@ from .engine.instance import Instance
 from .engine.scheduler import Scheduler
 from .engine.strategy import load_strategies_dir, strategy_to_dict
 from .errors import DialerError
+from .events import EventBroker
+from .events import record_events as record_stream_events
 from .observability.metrics import Metrics
 from .observability.stats import StatsRefresher
 from .telephony.ami import AmiClient
@@ -68,6 +71,7 @@ class Daemon:
         self.http_port: int | None = None
         self.instance = Instance(config.database.url, config.database.connect_timeout_s)
         self.scheduler: Scheduler | None = None
+        self.broker: EventBroker | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -85,6 +89,14 @@ class Daemon:
             await load_strategy_files(self.pool, Path(self.config.dialing.strategies_dir))
             await self.instance.register(self.pool)
             await record_events(self.pool, self.config.webhooks)
+            await record_stream_events(self.pool, self.config.events)
+            self.broker = EventBroker(
+                self.pool,
+                self.config.events,
+                self.config.database,
+                outage=self.outage,
+                on_clients=self.metrics.sse_clients.set,
+            )
             await self._start_http()
             self._session = aiohttp.ClientSession()
             self.scheduler = Scheduler(
@@ -122,6 +134,15 @@ class Daemon:
                     name="webhooks",
                 ),
             ]
+            tasks.append(asyncio.create_task(self.broker.run(self.shutdown_event), name="events"))
+            tasks.append(
+                asyncio.create_task(
+                    AuditRetention(
+                        self.pool, self.config.audit.retention_days, outage=self.outage
+                    ).run(self.shutdown_event),
+                    name="audit-retention",
+                )
+            )
             if self.config.import_.drop_dir:
                 # The drop folder is optional: off unless [import] drop_dir is set.
                 drop_folder = DropFolder(self.pool, self.config.import_, outage=self.outage)
@@ -152,9 +173,18 @@ class Daemon:
                 metrics=self.metrics,
                 config=self.config,
                 outage=self.outage,
+                roster=self.roster,
+                broker=self.broker,
             )
         )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, **server_options())
+        # Event streams end when the broker stops; the rest get a few seconds.
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=STOP_GRACE_S,
+            **server_options(),
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
         try:

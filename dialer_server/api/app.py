@@ -13,10 +13,23 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..config import Config, parse_api_tokens
 from ..db.outage import Outage
+from ..events import EventBroker
 from ..observability.metrics import Metrics
 from ..telephony.ami import AmiClient
-from . import campaigns, contacts, dispositions, dnc, imports, strategies
-from .auth import auth_middleware
+from . import (
+    campaigns,
+    contacts,
+    desk,
+    dispositions,
+    dnc,
+    events,
+    imports,
+    pages,
+    strategies,
+    supervisor,
+    users,
+)
+from .auth import OPERATIONS_BY_ID, auth_middleware
 from .common import CONTEXT, ApiContext, Operation
 from .errors import error_middleware
 from .openapi import DOCUMENT, build_document, openapi
@@ -33,6 +46,10 @@ class Services:
     config: Config | None = None
     # The daemon's view of PostgreSQL's availability (db/outage.py).
     outage: Outage = dataclasses.field(default_factory=Outage)
+    # The agent roster (telephony/roster.py): the desk's and supervisor's agent states.
+    roster: Any = None
+    # The event stream's broker (events.py); None: /api/v1/events answers 503.
+    broker: EventBroker | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -131,6 +148,11 @@ OPERATIONS: list[Operation] = [
     *imports.OPERATIONS,
     *dnc.OPERATIONS,
     *dispositions.OPERATIONS,
+    *users.OPERATIONS,
+    *events.OPERATIONS,
+    *desk.OPERATIONS,
+    *supervisor.OPERATIONS,
+    *pages.OPERATIONS,
 ]
 
 
@@ -140,13 +162,18 @@ def add_routes(app: web.Application, services: Services) -> None:
     tokens = parse_api_tokens(config.api.tokens)
     if not tokens:
         logger.warning(
-            "no API tokens configured (api.tokens): every /api/v1 request is refused",
+            "no API tokens configured (api.tokens): only users' tokens and log-ins are accepted",
             extra={"action": "api"},
         )
     app[CONTEXT] = ApiContext(
         pool=services.pool, tokens=tokens, config=config, outage=services.outage
     )
     app[DOCUMENT] = build_document(OPERATIONS)
+    app[OPERATIONS_BY_ID] = {op.operation_id: op for op in OPERATIONS}
+    app[desk.AMI] = services.ami
+    app[desk.ROSTER] = services.roster
+    if services.broker is not None:
+        app[events.BROKER] = services.broker
     # The error middleware is outermost: it turns whatever the rest raise into JSON.
     app.middlewares.extend([error_middleware, auth_middleware])
     app.router.add_get("/openapi.json", openapi, allow_head=False)

@@ -18,6 +18,8 @@ from .auth import TOKEN_NAME
 from .common import (
     Operation,
     check_text,
+    note,
+    nothing_changed,
     page,
     paged,
     path_id,
@@ -46,7 +48,7 @@ def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
                 if row["strategy_id"] is not None
                 else None
             )
-        elif key == "calling_window":
+        elif key in ("calling_window", "param_names"):
             window = row[key]  # jsonb comes back as its text
             out[key] = json.loads(window) if isinstance(window, str) else window
         else:
@@ -58,6 +60,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.CAMPAIGN_CREATE)
     async with transaction(request) as conn:
         campaign = await campaigns.create(conn, body)
+        note(request, "campaign", campaign["id"], after=campaign_json(campaign))
     return respond(campaign_json(campaign), status=201)
 
 
@@ -81,14 +84,18 @@ async def update_campaign(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
     body = await read_json(request, schemas.CAMPAIGN_UPDATE)
     async with transaction(request) as conn:
+        before = campaign_json(await campaigns.get(conn, campaign_id))
         campaign = await campaigns.update(conn, campaign_id, body)
+        note(request, "campaign", campaign_id, before=before, after=campaign_json(campaign))
     return respond(campaign_json(campaign))
 
 
 async def delete_campaign(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
     async with transaction(request) as conn:
+        before = campaign_json(await campaigns.get(conn, campaign_id))
         await campaigns.delete(conn, campaign_id)
+        note(request, "campaign", campaign_id, before=before)
     return web.Response(status=204)
 
 
@@ -133,6 +140,16 @@ def _transition(action: str) -> Any:
         campaign_id = path_id(request, "campaign_id")
         async with transaction(request) as conn:
             campaign, previous = await campaigns.transition(conn, campaign_id, action)
+            if campaign["state"] != previous:
+                note(
+                    request,
+                    "campaign",
+                    campaign_id,
+                    before={"state": previous},
+                    after={"state": campaign["state"]},
+                )
+            else:
+                nothing_changed(request)
         changed = campaign["state"] != previous
         if changed:
             logger.info(

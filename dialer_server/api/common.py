@@ -20,6 +20,8 @@ import jsonschema
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..accounts import audit
+from ..accounts.roles import READERS, WRITERS, Principal, check_roles, writes
 from ..config import ApiToken, Config
 from ..db.outage import Outage
 from ..errors import InvalidInput, RequestError
@@ -54,10 +56,25 @@ class Operation:
     responses: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     public: bool = False
     description: str = ""
+    # The roles that may use it (accounts/roles.py); empty: readers for a GET,
+    # writers for a change. Anyone else gets 403.
+    roles: tuple[str, ...] = ()
+    # Logging out: a read-only user may end their own session, and nothing else.
+    own_session: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.public:
+            check_roles(self.allowed_roles, self.method, own_session=self.own_session)
 
     @property
     def path(self) -> str:
         return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", self.route)
+
+    @property
+    def allowed_roles(self) -> tuple[str, ...]:
+        if self.roles:
+            return self.roles
+        return WRITERS if writes(self.method) else READERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +87,10 @@ class ApiContext:
 
 
 CONTEXT = web.AppKey("api_context", ApiContext)
+# Who makes the request (auth.py), and what it changed, for the audit log.
+PRINCIPAL = web.RequestKey("principal", Principal)
+AUDIT = web.RequestKey("audit_entry", audit.Entry)
+_AUDITED = web.RequestKey("audited", bool)
 
 
 class PayloadTooLarge(RequestError):
@@ -82,6 +103,12 @@ class UnsupportedMediaType(RequestError):
     """The request body's content type is not accepted here."""
 
     code = "unsupported_media_type"
+
+
+class ServiceUnavailable(RequestError):
+    """A service the request needs (Asterisk, the event stream) is not available now."""
+
+    code = "unavailable"
 
 
 class BadRequest(RequestError):
@@ -104,9 +131,66 @@ class UnsupportedEncoding(RequestError):
 
 @contextlib.asynccontextmanager
 async def transaction(request: web.Request) -> AsyncIterator[Any]:
-    """A connection in a transaction: a request happens whole or not at all."""
+    """A connection in a transaction: a request happens whole or not at all.
+
+    A change's audit log row is written in the same transaction, at its end,
+    once per request: when the transaction wrote anything (PostgreSQL gave it a
+    transaction id), or when the handler said what it did (``note``).
+    """
     async with request.app[CONTEXT].pool.acquire() as conn, conn.transaction():
         yield conn
+        await _audit(request, conn)
+
+
+def note(
+    request: web.Request,
+    target_type: str | None = None,
+    target_id: Any = None,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """What this request changes, for its audit log row (written at commit)."""
+    entry = request.get(AUDIT) or audit.Entry(action=_operation_id(request))
+    entry.target_type = target_type
+    entry.target_id = None if target_id is None else str(target_id)
+    entry.before, entry.after = before, after
+    request[AUDIT] = entry
+
+
+def nothing_changed(request: web.Request) -> None:
+    """This write changed nothing (an idempotent repeat): no audit log row. Needed
+    where the transaction locked rows, which counts as writing to PostgreSQL."""
+    request[_AUDITED] = True
+
+
+def _operation_id(request: web.Request) -> str:
+    route = request.match_info.route
+    return (route.name if route is not None else None) or request.path
+
+
+async def _audit(request: web.Request, conn: Any) -> None:
+    principal = request.get(PRINCIPAL)
+    if principal is None or not writes(request.method) or request.get(_AUDITED):
+        return
+    entry = request.get(AUDIT)
+    if entry is None:
+        if not await audit.transaction_wrote(conn):
+            return  # nothing written (an idempotent no-op, a read before the change)
+        entry = audit.Entry(action=_operation_id(request))
+        ids = dict(request.match_info)
+        if ids:
+            key = sorted(ids)[-1]
+            entry.target_type, entry.target_id = key.removesuffix("_id"), ids[key]
+    await audit.write(
+        conn,
+        principal,
+        via="desk" if principal.session else "api",
+        method=request.method,
+        path=request.path,
+        entry=entry,
+    )
+    request[_AUDITED] = True
 
 
 # --- responses -------------------------------------------------------------------

@@ -23,6 +23,7 @@ from .common import (
     BadRequest,
     Handler,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedEncoding,
     UnsupportedMediaType,
 )
@@ -38,6 +39,7 @@ _STATUS: tuple[tuple[type[RequestError], int], ...] = (
     (BadRequest, 400),
     (BadEncoding, 400),
     (UnsupportedEncoding, 415),
+    (ServiceUnavailable, 503),
 )
 _HTTP_CODES = {
     400: "bad_request",

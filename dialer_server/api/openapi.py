@@ -85,8 +85,13 @@ def build_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "tags": [op.tag],
             "responses": dict(op.responses),
         }
-        if op.description:
-            item["description"] = op.description
+        description = op.description
+        if not op.public:
+            roles = ", ".join(op.allowed_roles)
+            item["x-roles"] = list(op.allowed_roles)
+            description = f"{description}\n\nRoles: {roles}.".strip()
+        if description:
+            item["description"] = description
         if op.parameters:
             item["parameters"] = [dict(p) for p in op.parameters]
         if op.body is not None:
@@ -101,15 +106,29 @@ def build_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "version": __version__,
             "description": "Control an outbound campaign dialer for Asterisk: campaigns, "
             "call strategies, contacts, do-not-call lists, status dictionaries, agents' "
-            "dispositions and results. Every error is "
-            '`{"error": {"code", "message", "details"}}`. Tokens with scope `read` may '
-            "only GET.",
+            "dispositions and results, users and roles, the audit log, live events, the "
+            "agent desk and the supervisor view. Every error is "
+            '`{"error": {"code", "message", "details"}}`. Every operation lists the roles '
+            "that may use it (x-roles; 403 for the others): config tokens of scope `write` "
+            "act as role integration, `read` as read_only.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "tags": [
             {"name": name}
-            for name in ("campaigns", "strategies", "contacts", "dnc", "dispositions", "probes")
+            for name in (
+                "campaigns",
+                "strategies",
+                "contacts",
+                "dnc",
+                "dispositions",
+                "users",
+                "events",
+                "desk",
+                "supervisor",
+                "pages",
+                "probes",
+            )
         ],
         "paths": paths,
         "components": {

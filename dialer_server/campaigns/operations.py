@@ -83,6 +83,18 @@ _AGENT_NUMBERS: Mapping[str, tuple[float, float, int]] = {
     "max_dial_ratio": (1.0, 5.0, 2),
     "agent_wait_s": (1.0, 60.0, 1),
 }
+# The agent desk's settings (migration 0012): the script and parameter names the
+# desk shows, and preview mode's.
+DESK_SETTINGS = (
+    "script",
+    "param_names",
+    "preview_dial",
+    "preview_timeout_s",
+    "preview_skip_delay_s",
+)
+PREVIEW_DIALS = ("agent_first", "customer_first")
+MAX_SCRIPT = 20_000
+_PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 # A queue name goes into the dialplan (Queue(${DIALER_QUEUE})): a plain name only.
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
@@ -102,12 +114,14 @@ SETTINGS = (
     "machine_message",
     "webhook_attempts",
     *AGENT_SETTINGS,
+    *DESK_SETTINGS,
 )
 DEFAULT_STRATEGY = "default"
 # What happens once someone answers (answered_calls.py). The agent modes hand
 # answered calls to the members of an Asterisk queue (the campaign's ``queue``).
 AGENT_MODES = tuple(mode.value for mode in Mode)
-MODES = ("automated", "ivr", *AGENT_MODES)
+# preview: the desk shows an agent each contact first; the agent calls or skips it.
+MODES = ("automated", "ivr", *AGENT_MODES, "preview")
 # Asterisk sound names (ivr_playback, machine_message, abandon_message) become
 # dialplan arguments, and Asterisk reads them under its sounds folder: names, never
 # paths. A name is segments of A-Z a-z 0-9 _ - (a dot only between two of them: no
@@ -252,9 +266,9 @@ async def update(conn: Any, campaign_id: int, changes: Mapping[str, Any]) -> dic
                     code="strategy_locked",
                 )
             strategy_id = strategy["id"]
-    window = values["calling_window"]
-    if isinstance(window, dict):
-        values["calling_window"] = json.dumps(window)
+    for key in ("calling_window", "param_names"):
+        if isinstance(values[key], dict):
+            values[key] = json.dumps(values[key])
     await conn.execute(
         query("update_campaign_settings"),
         campaign_id,
@@ -401,7 +415,70 @@ def _checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     for key, (low, high, decimals) in _AGENT_NUMBERS.items():
         if key in settings:
             out[key] = _check_number(settings[key], key, low, high, decimals)
+    out.update(_checked_desk_settings(settings))
     return out
+
+
+def _checked_desk_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "script" in settings:
+        script = settings["script"]
+        if script is not None and (not isinstance(script, str) or len(script) > MAX_SCRIPT):
+            raise InvalidInput(
+                f"script must be text of at most {MAX_SCRIPT} characters, or null",
+                details=[_field("script")],
+            )
+        out["script"] = script
+    if "param_names" in settings:
+        out["param_names"] = check_param_names(settings["param_names"])
+    if "preview_dial" in settings:
+        if settings["preview_dial"] not in PREVIEW_DIALS:
+            raise InvalidInput(
+                f"preview_dial must be one of {', '.join(PREVIEW_DIALS)}",
+                details=[_field("preview_dial")],
+            )
+        out["preview_dial"] = settings["preview_dial"]
+    if "preview_timeout_s" in settings:
+        value = settings["preview_timeout_s"]
+        if value is not None and (not _is_int(value) or not 5 <= value <= 3600):
+            raise InvalidInput(
+                "preview_timeout_s must be an integer from 5 to 3600, or null",
+                details=[_field("preview_timeout_s")],
+            )
+        out["preview_timeout_s"] = value
+    if "preview_skip_delay_s" in settings:
+        value = settings["preview_skip_delay_s"]
+        if not _is_int(value) or not 0 <= value <= 2_592_000:
+            raise InvalidInput(
+                "preview_skip_delay_s must be an integer from 0 to 2592000",
+                details=[_field("preview_skip_delay_s")],
+            )
+        out["preview_skip_delay_s"] = value
+    return out
+
+
+def check_param_names(value: Any) -> dict[str, str] | None:
+    """The CRM's names of param1..param12 ({"param1": "first_name"}), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidInput("param_names must be an object or null", details=[_field("param_names")])
+    names: dict[str, str] = {}
+    for key, name in value.items():
+        if key not in {f"param{i}" for i in range(1, 13)}:
+            raise InvalidInput(
+                f"param_names: {key!r} is not param1..param12", details=[_field("param_names")]
+            )
+        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+            raise InvalidInput(
+                f"param_names.{key} must be a name: a letter, then letters, digits or _ "
+                "(at most 40)",
+                details=[_field("param_names")],
+            )
+        names[key] = name
+    if len(set(names.values())) != len(names):
+        raise InvalidInput("param_names: a name is used twice", details=[_field("param_names")])
+    return names
 
 
 def _check_number(value: Any, field: str, low: float, high: float, decimals: int) -> Decimal:

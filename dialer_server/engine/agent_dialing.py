@@ -13,8 +13,9 @@ pause apply as to every campaign.
 - Campaigns sharing a queue share its agents: each sees the calls the others
   have ringing and are about to place, and which of them goes first changes
   every tick, so none starves the others.
-- A personal callback is dialled only to its agent, while the roster shows that
-  agent free (``callback_agents``), whatever the campaign's mode.
+- A personal callback (and a preview call) is dialled only to its agent, while
+  the roster shows that agent free in the campaign's queue (``callback_agents``),
+  whatever the campaign's mode.
 """
 
 from __future__ import annotations
@@ -113,24 +114,32 @@ class AgentDialing:
         return wanted
 
     def callback_agents(self, slot: CampaignSlot) -> list[str]:
-        """The agents a due personal callback of this campaign may be dialled to now:
-        the free members of its queue (agent modes) or of the default queue. Without
-        a roster in sync nobody is free, and personal callbacks wait."""
+        """The agents a due personal callback (or preview call) of this campaign may be
+        dialled to now: the free members of its queue (agent modes, preview) or of the
+        default queue. Without a roster in sync nobody is free, and they wait."""
         if self.roster is None or not self.roster.ready:
             return []
-        queue = slot.agents.queue if slot.agents is not None else DEFAULT_QUEUE
+        if slot.agents is not None:
+            queue = slot.agents.queue
+        elif slot.mode == "preview":
+            queue = slot.queue
+        else:
+            queue = DEFAULT_QUEUE
         return list(self.roster.free_agents(queue))
 
     def gauges(self) -> None:
         """The dialer_agents gauge: each queue's members by state."""
         if self.roster is None or not self.roster.ready:
             return
+        members: list[tuple[str, str, str, str]] = []
         for queue in self.roster.queues():
             counts = dict.fromkeys(AGENT_STATES, 0)
             for member in self.roster.members(queue):
                 state = member.status if member.status in counts else "unavailable"
                 counts[state] += 1
+                members.append((queue, member.name, state, getattr(member, "pause_reason", "")))
             self.metrics.set_agents(queue, counts)
+        self.metrics.set_agent_states(members, AGENT_STATES)
 
     async def close(self) -> None:
         await self.locks.close()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import DialingConfig
@@ -204,6 +204,9 @@ class AnsweredCalls:
 
     def __init__(self, tracker: CallTracker) -> None:
         self.tracker = tracker
+        # Told (attempt id, agent) when an agent takes a call this daemon follows:
+        # the attempt.connected event, the desk's wrap-up.
+        self.on_connected: list[Callable[[str, str], None]] = []
 
     def handle_event(self, event: Event) -> None:
         # Every AMI event comes here; only UserEvents are worth reading in full.
@@ -248,6 +251,8 @@ class AnsweredCalls:
                 report.waited_s,
                 extra={"action": "agent", "attempt_id": report.attempt_id, "agent": report.agent},
             )
+            for callback in self.on_connected:
+                callback(report.attempt_id, report.agent)
         else:
             logger.info(
                 "call abandoned after %s s (%s)",

@@ -15,8 +15,10 @@ same transaction decides what each one is for:
 The claim first locks the campaign row and re-reads its state and line limit: a
 pause that has returned stops every claim after it, and ``max_concurrent_calls``
 holds across all daemons (their open calls are counted in the same transaction).
-A personal callback is claimed only while its agent is free, one per agent per
-claim (``one_call_per_agent``).
+A personal callback, and a preview contact its agent called (or whose preview
+timeout passed), is claimed only while its agent is free, one per agent per
+claim (``one_call_per_agent``), and dialled to that agent. A preview campaign
+claims nothing else: its contacts wait to be shown to an agent on the desk.
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ class Job:
     phone_slot: int
     ring_timeout_s: int
     text: str = ""
-    # A personal callback: dialled to this agent (queue member name).
+    # A personal callback or a preview call: dialled to this agent (queue member name).
     agent: str | None = None
+    # Preview: the agent's phone rings first, then the customer's.
+    agent_first: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +97,9 @@ async def claim(
         if limit <= 0:
             return Claim(jobs, closed)
         free = list(free_agents())
-        rows = await conn.fetch(query("claim_due_contacts"), slot.id, limit, now, free)
+        rows = await conn.fetch(
+            query("claim_due_contacts"), slot.id, limit, now, free, slot.mode == "preview"
+        )
         if not rows:
             return Claim(jobs, closed)
         rows, later = one_call_per_agent(rows)
@@ -119,6 +125,12 @@ async def unclaim(conn: Any, job: Job) -> None:
         )
 
 
+def target_agent(contact: Mapping[str, Any]) -> str | None:
+    """The one agent a contact is dialled to: its callback's owner, or its preview agent."""
+    agent: str | None = contact["callback_agent"] or contact.get("preview_agent")
+    return agent
+
+
 def one_call_per_agent(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     """(claimed contacts to dial, those put back): an agent gets one personal
     callback per claim, the first due; the others wait for the next claim."""
@@ -126,7 +138,7 @@ def one_call_per_agent(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     later: list[Any] = []
     agents: set[str] = set()
     for row in rows:
-        agent = row["callback_agent"]
+        agent = target_agent(row)
         if agent is None or agent not in agents:
             keep.append(row)
             if agent is not None:
@@ -188,8 +200,12 @@ async def _prepare(
             else SendSms(step, slot_no, number, later, "")
         )
         await results.apply_decision(conn, contact_id, plan)
+        if contact["preview_agent"] is not None:
+            await conn.execute(query("release_preview"), contact_id)
         return None
     if await conn.fetchval(query("is_do_not_call"), number, slot.id):
+        if contact["preview_agent"] is not None:
+            await conn.execute(query("release_preview"), contact_id)
         await results.apply_decision(conn, contact_id, close_for("dnc_listed"))
         closed.append("dnc_listed")
         logger.info(
@@ -226,7 +242,13 @@ async def _prepare(
         slot_no,
         ring,
         text,
-        contact["callback_agent"] if channel == "call" else None,
+        target_agent(contact) if channel == "call" else None,
+        agent_first=(
+            channel == "call"
+            and contact["callback_agent"] is None
+            and contact["preview_agent"] is not None
+            and slot.preview_dial == "agent_first"
+        ),
     )
 
 

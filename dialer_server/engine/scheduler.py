@@ -12,7 +12,15 @@ reconciliation (at start, after every AMI reconnect, and periodically, it takes
 over the open attempts of daemons that died). Like procrastinate's worker, it
 issues no SQL itself: what a campaign may dial is decided by ``slots.py``
 (limits, windows), ``agent_dialing.py`` (the agent modes) and ``claims.py``; the
-statements live with ``store.py`` and ``results.py``. While PostgreSQL is away
+statements live with ``store.py`` and ``results.py``.
+
+A preview call dialled agent-first rings the agent's phone first (its own
+channel, ``agent-<attempt id>``) and originates the customer's leg, the
+attempt's call, only once the agent answered; the attempt row exists from the
+claim on, as for every call, and a preview whose agent does not answer is put
+back like a call that never left. When an agent takes a call this daemon
+follows, it writes the attempt.connected event and, for a desk user with
+``[desk] wrapup``, pauses them for wrap-up. While PostgreSQL is away
 (``db/outage.py``) a result in hand waits in memory and is written once it is
 back.
 """
@@ -32,8 +40,9 @@ from ..config import Config
 from ..db.outage import TRANSIENT_ERRORS, Outage
 from ..errors import AmiDisconnected, AmiError
 from ..observability.metrics import Metrics
+from ..telephony import queue_members
 from ..telephony.ami import AmiClient, AmiState, Event
-from ..telephony.originate import CallRequest, CallResult, CallTracker
+from ..telephony.originate import CallRequest, CallResult, CallTracker, ring_agent
 from ..telephony.outcomes import Outcome
 from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
 from . import claims, results, store
@@ -111,7 +120,9 @@ class Scheduler:
         ami.on_state_change(self._ami_state_changed)
         ami.subscribe(self._handle_event)
         # AMD verdicts and IVR keys reach each call's result before its Hangup.
-        ami.subscribe(AnsweredCalls(tracker).handle_event)
+        answered = AnsweredCalls(tracker)
+        answered.on_connected.append(self._agent_connected)
+        ami.subscribe(answered.handle_event)
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -248,7 +259,11 @@ class Scheduler:
 
     # --- one attempt ------------------------------------------------------------------
     def _spawn(
-        self, coro: Awaitable[None], attempt_id: str | None, slot: CampaignSlot | None
+        self,
+        coro: Awaitable[None],
+        attempt_id: str | None,
+        slot: CampaignSlot | None,
+        name: str = "sms-reply",
     ) -> None:
         if attempt_id is not None:
             self._active.add(attempt_id)
@@ -264,9 +279,7 @@ class Scheduler:
                 if slot is not None:
                     self.slots.call_ended(slot, attempt_id)
 
-        task = asyncio.create_task(
-            runner(), name=f"attempt-{attempt_id}" if attempt_id else "sms-reply"
-        )
+        task = asyncio.create_task(runner(), name=f"attempt-{attempt_id}" if attempt_id else name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -325,6 +338,19 @@ class Scheduler:
         dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
         if job.agent is not None:
             dialplan = callback_dialplan(dialplan, self.config.dialing)
+        if job.agent_first:
+            assert job.agent is not None
+            agent_channel = await self._ring_agent(job, dialplan)
+            if agent_channel is None:
+                return  # the agent did not answer: the customer was never dialled
+            dialplan = Dialplan(
+                self.config.dialing.preview_context,
+                {
+                    **dialplan.variables,
+                    "DIALER_AGENT_CHANNEL": agent_channel,
+                    "DIALER_AGENT_NAME": job.agent,
+                },
+            )
         request = CallRequest(
             attempt_id=job.attempt_id,
             number=job.number,
@@ -356,6 +382,59 @@ class Scheduler:
         if answered_at is not None:
             self.metrics.call_ended(job.campaign_id, time.monotonic() - answered_at)
         await self._record_call(result)
+
+    async def _ring_agent(self, job: Job, dialplan: Dialplan) -> str | None:
+        """Agent-first preview: the agent's channel once they answered, else None
+        (the attempt is then forgotten: no customer call was placed)."""
+        assert job.agent is not None
+        dialing = self.config.dialing
+        try:
+            channel = await ring_agent(
+                self.ami,
+                attempt_id=job.attempt_id,
+                agent=job.agent,
+                context=dialing.preview_agent_context,
+                ring_timeout_s=dialing.preview_agent_ring_s,
+                wait_s=job.ring_timeout_s + dialing.result_margin_s,
+                result_margin_s=dialing.result_margin_s,
+            )
+        except AmiError as exc:
+            logger.warning(
+                "agent leg of a preview call failed: %s",
+                exc,
+                extra={"action": "preview", "attempt_id": job.attempt_id, "agent": job.agent},
+            )
+            channel = None
+        if channel is None:
+            logger.info(
+                "agent %s did not answer the preview call: the customer is not dialled",
+                job.agent,
+                extra={"action": "preview", "attempt_id": job.attempt_id},
+            )
+            await self._unclaim(job)
+        return channel
+
+    def _agent_connected(self, attempt_id: str, agent: str) -> None:
+        """An agent took a call we follow: note it and write attempt.connected (a task)."""
+        self._spawn(self._connected(attempt_id, agent), None, None, name=f"connected-{attempt_id}")
+
+    async def _connected(self, attempt_id: str, agent: str) -> None:
+        at = datetime.now(UTC)
+        desk_user = await self._with_db(
+            lambda conn: store.attempt_connected(conn, attempt_id, agent, at)
+        )
+        if not desk_user or not self.config.desk.wrapup:
+            return
+        # No next call for a desk agent until they set this call's disposition.
+        try:
+            await queue_members.pause(self.ami, agent, True, queue_members.WRAPUP_REASON)
+        except (AmiError, TimeoutError) as exc:
+            logger.warning(
+                "wrap-up pause of %s failed: %s",
+                agent,
+                exc,
+                extra={"action": "wrapup", "attempt_id": attempt_id, "agent": agent},
+            )
 
     async def _still_running(self, job: Job) -> bool:
         try:

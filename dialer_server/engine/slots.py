@@ -25,7 +25,7 @@ from typing import Any
 from ..config import DialingConfig
 from ..observability.metrics import Metrics
 from .agent_pacing import Mode, PacingStats, PredictiveSettings
-from .answered_calls import AGENT_MODES, Dialplan, dialplan_for
+from .answered_calls import AGENT_MODES, DEFAULT_QUEUE, Dialplan, dialplan_for
 from .calling_window import CallingWindow, CallingWindowError, parse_window
 from .pacing import RateLimiter
 
@@ -72,6 +72,11 @@ class CampaignSlot:
     dialplan: Dialplan | None = None
     # Agent modes only.
     agents: AgentPacing | None = None
+    # The mode, and the queue whose members take its calls (agent modes, preview,
+    # personal callbacks); preview: which phone rings first.
+    mode: str = "automated"
+    queue: str = DEFAULT_QUEUE
+    preview_dial: str = "agent_first"
 
 
 class Slots:
@@ -125,6 +130,9 @@ class Slots:
         slot.trunk, slot.caller_id = row["trunk"], row["caller_id"]
         slot.window = campaign_window(row["calling_window"], row["timezone"])
         slot.dialplan = dialplan_for(row, self._dialing)
+        slot.mode = row.get("mode") or "automated"
+        slot.queue = row.get("queue") or DEFAULT_QUEUE
+        slot.preview_dial = row.get("preview_dial") or "agent_first"
         # A new slot (the rate changed) keeps following the calls of the old one.
         slot.agents = agent_pacing(row, previous.agents if previous else None)
         return slot

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +48,12 @@ CAMPAIGN_DEFAULTS: Mapping[str, Any] = {
     "max_dial_ratio": Decimal("3"),
     "abandon_message": None,
     "agent_wait_s": Decimal("2"),
+    # The agent desk (migration 0012).
+    "script": None,
+    "param_names": None,
+    "preview_dial": "agent_first",
+    "preview_timeout_s": None,
+    "preview_skip_delay_s": 3600,
 }
 
 
@@ -144,8 +151,9 @@ async def create_campaign(conn: Any, name: str, *, strategy_id: int, **settings:
     if unknown:
         raise TypeError(f"unknown campaign settings: {', '.join(sorted(unknown))}")
     values = {**CAMPAIGN_DEFAULTS, **settings}
-    if values["calling_window"] is not None:
-        values["calling_window"] = json.dumps(values["calling_window"])
+    for key in ("calling_window", "param_names"):
+        if values[key] is not None and not isinstance(values[key], str):
+            values[key] = json.dumps(values[key])
     return int(
         await conn.fetchval(
             query("create_campaign"), name, strategy_id, *(values[k] for k in CAMPAIGN_DEFAULTS)
@@ -267,6 +275,15 @@ async def contact_has_open_attempt(conn: Any, contact_id: int) -> bool:
 async def delete_unsent_attempt(conn: Any, attempt_id: str) -> bool:
     """Forget an attempt whose Originate never left; False if it was sent after all."""
     return await conn.fetchval(query("delete_unsent_attempt"), attempt_id) is not None
+
+
+async def attempt_connected(conn: Any, attempt_id: str, agent: str, at: datetime) -> bool | None:
+    """Note that ``agent`` took the call and write its attempt.connected event.
+
+    Returns whether the agent is a desk user; None when the attempt has ended.
+    """
+    row = await conn.fetchrow(query("attempt_connected"), attempt_id, agent, at)
+    return None if row is None else bool(row["desk_user"])
 
 
 async def campaign_is_running(conn: Any, campaign_id: int) -> bool:

@@ -184,6 +184,25 @@ class Metrics:
             ["queue", "state"],
             registry=r,
         )
+        self.agent_state = Gauge(
+            "dialer_agent_state",
+            "1 for each queue member's current state (free, ringing, busy, wrapup, paused, "
+            "unavailable), by queue and agent: the per-agent view of dialer_agents",
+            ["queue", "agent", "state"],
+            registry=r,
+        )
+        self._agent_series: set[tuple[str, str]] = set()
+        self.agent_pauses = Gauge(
+            "dialer_agents_paused",
+            "Paused queue members by queue and pause reason (the desk's reason codes, "
+            "wrap-up, or none)",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self._pause_series: set[tuple[str, str]] = set()
+        self.sse_clients = Gauge(
+            "dialer_sse_clients", "Open /api/v1/events streams of this daemon", registry=r
+        )
         self.sms = Counter(
             "dialer_sms",
             "SMS handed to the provider, by campaign id and result (sent, failed)",
@@ -342,6 +361,33 @@ class Metrics:
         """A queue's members counted by state."""
         for state, count in by_state.items():
             self.agents.labels(queue=queue, state=state).set(count)
+
+    def set_agent_states(
+        self, members: Iterable[tuple[str, str, str, str]], states: Iterable[str]
+    ) -> None:
+        """Every queue member's state (queue, agent, state, pause reason); members
+        gone since the last call lose their series, so the label set stays the roster's."""
+        states = tuple(states)
+        seen: set[tuple[str, str]] = set()
+        paused: dict[tuple[str, str], int] = {}
+        for queue, agent, state, reason in members:
+            seen.add((queue, agent))
+            for each in states:
+                self.agent_state.labels(queue=queue, agent=agent, state=each).set(
+                    1 if each == state else 0
+                )
+            if state == "paused":
+                key = (queue, reason or "none")
+                paused[key] = paused.get(key, 0) + 1
+        for queue, agent in self._agent_series - seen:
+            for each in states:
+                self.agent_state.remove(queue, agent, each)
+        self._agent_series = seen
+        for key in self._pause_series - set(paused):
+            self.agent_pauses.remove(*key)
+        for (queue, reason), count in paused.items():
+            self.agent_pauses.labels(queue=queue, reason=reason).set(count)
+        self._pause_series = set(paused)
 
     def attempt_closed(self, campaign_id: int, channel: str, outcome: str) -> None:
         self._child(self.attempt_outcomes, campaign_id, channel, outcome).inc()

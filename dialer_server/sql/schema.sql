@@ -40,8 +40,9 @@ CREATE TABLE campaigns (
     -- dialing context ([dialer-answered]), 'ivr' to [dialer-ivr]; the agent modes
     -- are 'progressive', 'power' and 'predictive'.
     mode                 text NOT NULL DEFAULT 'automated'
+                         CONSTRAINT campaigns_mode_check
                          CHECK (mode IN ('automated', 'ivr', 'progressive', 'power',
-                                         'predictive')),
+                                         'predictive', 'preview')),
     -- AMD() on every answered call ([dialer-amd]); a machine is the outcome 'machine'.
     amd                  boolean NOT NULL DEFAULT false,
     -- Asterisk sound names: the campaign's prompt or message (DIALER_PLAYBACK) and
@@ -65,7 +66,19 @@ CREATE TABLE campaigns (
     max_dial_ratio       numeric(4, 2) NOT NULL DEFAULT 3 CHECK (max_dial_ratio BETWEEN 1 AND 5),
     abandon_message      text CHECK (abandon_message ~ '^(?=.{1,255}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*(&[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*)*$'),
     agent_wait_s         numeric(4, 1) NOT NULL DEFAULT 2 CHECK (agent_wait_s BETWEEN 1 AND 60),
-    CONSTRAINT campaigns_abandon_target_within_cap CHECK (abandon_target <= abandon_cap)
+    CONSTRAINT campaigns_abandon_target_within_cap CHECK (abandon_target <= abandon_cap),
+    -- The agent desk (migration 0012): what the agent reads, with {param}
+    -- placeholders; the CRM's names of param1..param12 ({"param1": "first_name"});
+    -- preview mode: the agent's phone rings first (agent_first) or the
+    -- customer's, an optional time after which a shown contact is dialled
+    -- anyway, and how long a skipped contact waits before it is due again.
+    script               text CHECK (length(script) <= 20000),
+    param_names          jsonb,
+    preview_dial         text NOT NULL DEFAULT 'agent_first'
+                         CHECK (preview_dial IN ('agent_first', 'customer_first')),
+    preview_timeout_s    integer CHECK (preview_timeout_s BETWEEN 5 AND 3600),
+    preview_skip_delay_s integer NOT NULL DEFAULT 3600
+                         CHECK (preview_skip_delay_s BETWEEN 0 AND 2592000)
 );
 
 CREATE TABLE contacts (
@@ -111,6 +124,11 @@ CREATE TABLE contacts (
     -- A personal callback's owner ($follow_up_personal, seed 001's $owner): the
     -- engine dials the contact only while this agent is free (migration 0010).
     callback_agent  text CHECK (callback_agent ~ '^[A-Za-z0-9_.-]{1,80}$'),
+    -- Preview mode (migration 0012): the agent the contact is shown to; reserved
+    -- while next_attempt_at is NULL, dialled to that agent once due (Call, or
+    -- the campaign's preview timeout).
+    preview_agent      text CHECK (preview_agent ~ '^[A-Za-z0-9_.-]{1,80}$'),
+    preview_offered_at timestamptz,
     UNIQUE (campaign_id, external_id)
 );
 
@@ -118,6 +136,10 @@ CREATE TABLE contacts (
 CREATE INDEX contacts_due_idx ON contacts (campaign_id, next_attempt_at)
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX contacts_campaign_state_idx ON contacts (campaign_id, state);
+CREATE INDEX contacts_preview_idx ON contacts (preview_agent) WHERE preview_agent IS NOT NULL;
+-- The desk lists an agent's personal callbacks due today.
+CREATE INDEX contacts_callback_agent_idx ON contacts (callback_agent, next_attempt_at)
+    WHERE callback_agent IS NOT NULL;
 
 -- Import reports (migration 0013, contacts/import_reports.py): every import (API, file,
 -- CLI, drop folder) with its counts, and the problems of its rejected rows in row order
@@ -245,7 +267,9 @@ CREATE TABLE sms_inbound (
 CREATE TABLE webhook_settings (
     id         boolean PRIMARY KEY DEFAULT true CHECK (id),
     enabled    boolean NOT NULL DEFAULT false,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- The same events recorded in the event log of /api/v1/events ([events] enabled).
+    events_enabled boolean NOT NULL DEFAULT false
 );
 
 CREATE TABLE webhook_outbox (
@@ -254,9 +278,9 @@ CREATE TABLE webhook_outbox (
     id              uuid PRIMARY KEY,
     -- Creation order: the events of one ordering_key go out one after the other.
     seq             bigint GENERATED ALWAYS AS IDENTITY,
-    event_type      text NOT NULL CHECK (event_type IN (
+    event_type      text NOT NULL CONSTRAINT webhook_outbox_event_type_check CHECK (event_type IN (
                         'contact.final_state', 'attempt.result', 'campaign.state_changed',
-                        'attempt.disposition')),
+                        'attempt.disposition', 'attempt.connected')),
     -- No foreign key: an event outlives a deleted campaign.
     campaign_id     bigint NOT NULL,
     -- 'contact:<id>' or 'campaign:<id>'.
@@ -281,9 +305,10 @@ CREATE INDEX webhook_outbox_order_idx ON webhook_outbox (ordering_key, seq)
 CREATE INDEX webhook_outbox_delivered_idx ON webhook_outbox (delivered_at)
     WHERE delivered_at IS NOT NULL;
 
+-- Whether anything records events: the outbox or the event log.
 CREATE FUNCTION webhooks_enabled() RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT enabled FROM webhook_settings), false)
+    SELECT coalesce((SELECT enabled OR events_enabled FROM webhook_settings), false)
 $$;
 
 -- Times in payloads: UTC, ISO 8601, whatever the session's TimeZone.
@@ -292,24 +317,45 @@ LANGUAGE sql STABLE STRICT AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 
+CREATE FUNCTION event_publish(
+    p_id uuid, p_type text, p_campaign_id bigint, p_agent text, p_payload jsonb
+) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO events (event_id, event_type, campaign_id, agent, payload)
+    VALUES (p_id, p_type, p_campaign_id, p_agent, p_payload);
+    -- Delivered at commit: the daemons' streams sequence and send it.
+    PERFORM pg_notify('dialer_events', '');
+END
+$$;
+
 CREATE FUNCTION webhook_enqueue(
     p_type text, p_campaign_id bigint, p_ordering_key text, p_data jsonb
 ) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_id uuid := gen_random_uuid();
+    v_id      uuid := gen_random_uuid();
+    v_payload jsonb := jsonb_build_object('id', v_id, 'type', p_type,
+                                          'occurred_at', webhook_time(now())) || p_data;
 BEGIN
-    INSERT INTO webhook_outbox (id, event_type, campaign_id, ordering_key, payload,
-                                next_attempt_at)
-    VALUES (
-        v_id, p_type, p_campaign_id, p_ordering_key,
-        jsonb_build_object('id', v_id, 'type', p_type, 'occurred_at', webhook_time(now()))
-            || p_data,
-        -- Behind the events of the same key still waiting (in backoff, or leased).
-        greatest(now(), (SELECT max(next_attempt_at) FROM webhook_outbox
-                         WHERE ordering_key = p_ordering_key AND delivered_at IS NULL)));
-    -- Delivered at commit (never for a rollback); the senders poll as well.
-    PERFORM pg_notify('dialer_webhooks', '');
+    IF coalesce((SELECT enabled FROM webhook_settings), false) THEN
+        INSERT INTO webhook_outbox (id, event_type, campaign_id, ordering_key, payload,
+                                    next_attempt_at)
+        VALUES (
+            v_id, p_type, p_campaign_id, p_ordering_key, v_payload,
+            -- Behind the events of the same key still waiting (in backoff, or leased).
+            greatest(now(), (SELECT max(next_attempt_at) FROM webhook_outbox
+                             WHERE ordering_key = p_ordering_key AND delivered_at IS NULL)));
+        -- Delivered at commit (never for a rollback); the senders poll as well.
+        PERFORM pg_notify('dialer_webhooks', '');
+    END IF;
+    IF coalesce((SELECT events_enabled FROM webhook_settings), false) THEN
+        PERFORM event_publish(
+            v_id, p_type, p_campaign_id,
+            coalesce(p_data #>> '{agent,name}', p_data #>> '{attempt,agent}',
+                     p_data #>> '{disposition,agent}'),
+            v_payload);
+    END IF;
 END
 $$;
 
@@ -537,3 +583,115 @@ CREATE TRIGGER attempt_dispositions_webhook AFTER UPDATE OF applied_at ON attemp
 FOR EACH ROW
 WHEN (OLD.applied_at IS NULL AND NEW.applied_at IS NOT NULL)
 EXECUTE FUNCTION webhook_attempt_disposition();
+
+-- Users, roles, the audit log and the event log of /api/v1/events (migration 0012).
+
+-- People and systems that use the API and the desk. An agent user is tied to
+-- the PJSIP endpoint of their phone (its queue member name).
+CREATE TABLE users (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username      text NOT NULL UNIQUE CHECK (username ~ '^[A-Za-z0-9_.@-]{1,64}$'),
+    display_name  text CHECK (length(display_name) <= 200),
+    role          text NOT NULL
+                  CHECK (role IN ('admin', 'supervisor', 'agent', 'integration', 'read_only')),
+    -- Argon2id (argon2-cffi's encoded form); NULL: the user cannot log in with a
+    -- password (an integration user with API tokens only).
+    password_hash text,
+    agent         text UNIQUE CHECK (agent ~ '^[A-Za-z0-9_.-]{1,80}$'),
+    active        boolean NOT NULL DEFAULT true,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    CHECK ((role = 'agent') = (agent IS NOT NULL))
+);
+
+-- Bearer tokens of users: API tokens an admin creates, and the sessions of the
+-- desk's log-in. Only a SHA-256 of each token is kept (tokens are 256-bit
+-- random strings: a fast hash is enough, unlike passwords).
+CREATE TABLE api_tokens (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind         text NOT NULL CHECK (kind IN ('api', 'session')),
+    name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    token_hash   bytea NOT NULL UNIQUE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz,
+    last_used_at timestamptz
+);
+CREATE INDEX api_tokens_user_idx ON api_tokens (user_id);
+
+-- Every write through the API or the desk: who, when, what, before and after.
+-- No foreign key to users: the log outlives a deleted user.
+CREATE TABLE audit_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    user_id     bigint,
+    username    text NOT NULL,
+    role        text NOT NULL,
+    via         text NOT NULL CHECK (via IN ('api', 'desk', 'cli')),
+    action      text NOT NULL,
+    method      text NOT NULL,
+    path        text NOT NULL,
+    target_type text,
+    target_id   text,
+    before      jsonb,
+    after       jsonb
+);
+CREATE INDEX audit_log_at_idx ON audit_log (at);
+CREATE INDEX audit_log_target_idx ON audit_log (target_type, target_id, id);
+CREATE INDEX audit_log_username_idx ON audit_log (username, id);
+
+-- The event log of /api/v1/events: the webhook events (whatever the outbox
+-- does) and live events the outbox never has (agent.state). seq is the
+-- stream's id (Last-Event-ID): given once the row is visible, by one
+-- sequencer at a time (an advisory lock), so seqs follow commit order and a
+-- client resuming after seq N never misses an event that committed late.
+CREATE TABLE events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq         bigint UNIQUE,
+    -- The body's "id": for a webhook event the same as its Idempotency-Key.
+    event_id    uuid NOT NULL,
+    event_type  text NOT NULL,
+    campaign_id bigint,
+    -- The agent an event is about (attempt.connected, agent.state...).
+    agent       text,
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX events_unsequenced_idx ON events (id) WHERE seq IS NULL;
+CREATE INDEX events_created_idx ON events (created_at);
+
+-- attempt.connected: an agent took an answered call (the dialplan's DialerAgent,
+-- engine/answered_calls.py). Written by the daemon following the call, once.
+CREATE FUNCTION webhook_attempt_connected(p_attempt_id uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    a      attempts%ROWTYPE;
+    v_data jsonb;
+BEGIN
+    IF NOT webhooks_enabled() THEN
+        RETURN;
+    END IF;
+    SELECT * INTO a FROM attempts WHERE id = p_attempt_id;
+    IF NOT FOUND OR a.agent IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT jsonb_build_object(
+               'campaign', jsonb_build_object('id', c.id, 'name', c.name, 'mode', c.mode),
+               'contact', jsonb_build_object('id', k.id, 'external_id', k.external_id),
+               'attempt', jsonb_build_object(
+                   'id', a.id, 'channel', a.channel, 'phone_slot', a.phone_slot,
+                   'number', a.number, 'step', a.step,
+                   'created_at', webhook_time(a.created_at),
+                   'answered_at', webhook_time(a.answered_at),
+                   'agent_connected_at', webhook_time(a.agent_connected_at),
+                   'agent_wait_ms', a.agent_wait_ms),
+               'agent', jsonb_build_object(
+                   'name', a.agent,
+                   'user', (SELECT username FROM users WHERE agent = a.agent)))
+    INTO v_data
+    FROM campaigns c JOIN contacts k ON k.id = a.contact_id
+    WHERE c.id = a.campaign_id;
+    PERFORM webhook_enqueue('attempt.connected', a.campaign_id, 'contact:' || a.contact_id,
+                            v_data);
+END
+$$;

@@ -69,8 +69,13 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
     Originate, "successfully queued", long before the call's outcome.
     """
 
-    def __init__(self, action: Mapping[str, Any], on_first_reply: Callable[[], None]) -> None:
-        super().__init__(dict(action))
+    def __init__(
+        self,
+        action: Mapping[str, Any],
+        on_first_reply: Callable[[], None],
+        as_list: bool | None = None,
+    ) -> None:
+        super().__init__(dict(action), as_list=as_list)
         self._on_first_reply: Callable[[], None] | None = on_first_reply
 
     def add_message(self, message: Any) -> Any:
@@ -305,19 +310,31 @@ class AmiClient:
 
     # --- actions ---------------------------------------------------------------------
     async def send_action(
-        self, action: Mapping[str, str | list[str]], timeout: float | None = None
+        self,
+        action: Mapping[str, str | list[str]],
+        timeout: float | None = None,
+        *,
+        as_list: bool | None = None,
     ) -> list[Any]:
         """Send an action and return every message of its reply.
 
         Raises AmiDisconnected when there is no connection or it drops before
         the reply, TimeoutError after ``timeout`` (default
-        ami.action_timeout_s). Never retried or re-sent.
+        ami.action_timeout_s). Never retried or re-sent. ``as_list=False``: the
+        reply is one message (panoramisk guesses otherwise from some replies'
+        text, QueueAdd's "Added interface to queue" among them, and would wait
+        for more).
         """
         if not self.connected:
             raise AmiDisconnected()
-        return await self._send(action, timeout or self.config.action_timeout_s)
+        return await self._send(action, timeout or self.config.action_timeout_s, as_list)
 
-    async def _send(self, action: Mapping[str, str | list[str]], timeout: float) -> list[Any]:
+    async def _send(
+        self,
+        action: Mapping[str, str | list[str]],
+        timeout: float,
+        as_list: bool | None = None,
+    ) -> list[Any]:
         manager = self._manager
         name = str(action.get("Action", ""))
         if manager is None or manager.protocol is None:
@@ -328,7 +345,8 @@ class AmiClient:
             for observer in self._action_observers:
                 observer.action_replied(name, time.monotonic() - sent)
 
-        fut = manager.send_action(_TimedAction(action, replied))
+        # protocol.send() sets the action's as_list from its own argument.
+        fut = manager.send_action(_TimedAction(action, replied, as_list), as_list=as_list)
         self._pending.add(fut)
         try:
             reply = await asyncio.wait_for(fut, timeout)

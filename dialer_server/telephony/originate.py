@@ -361,3 +361,44 @@ def _int_or_none(value: object) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
+
+
+async def ring_agent(
+    ami: AmiClient,
+    *,
+    attempt_id: str,
+    agent: str,
+    context: str,
+    ring_timeout_s: float,
+    wait_s: float,
+    result_margin_s: float,
+) -> str | None:
+    """Ring an agent's phone for a preview call dialled agent-first; the agent's channel
+    once they answer (it waits in ``context`` up to ``wait_s``), None if they did not.
+
+    The agent leg's ChannelId is ``agent-`` and the attempt id: its events never
+    reach the attempt's call, which is the customer's leg, dialled after this.
+    (Not the attempt id with a suffix: Asterisk refuses a ChannelId that an
+    existing channel's id starts with.)
+    Raises AmiDisconnected like ``place_call``.
+    """
+    action: dict[str, str | list[str]] = {
+        "Action": "Originate",
+        "Channel": f"PJSIP/{agent}",
+        "Context": context,
+        "Exten": "s",
+        "Priority": "1",
+        "Timeout": str(int(ring_timeout_s * 1000)),
+        "ChannelId": f"agent-{attempt_id}",
+        "Async": "true",
+        "Variable": [f"DIALER_ATTEMPT_ID={attempt_id}", f"DIALER_AGENT_WAIT_S={wait_s:g}"],
+    }
+    try:
+        reply = await ami.send_action(action, timeout=ring_timeout_s + result_margin_s)
+    except TimeoutError:
+        raise AmiError(f"no OriginateResponse for the agent leg of {attempt_id}") from None
+    final = next((m for m in reply if m.get("Event") == "OriginateResponse"), None)
+    if final is None or final.get("Response") != "Success":
+        return None
+    channel = str(final.get("Channel") or "")
+    return channel or None

@@ -7,8 +7,8 @@ Agent campaigns pace their calls by the free agents of an Asterisk queue
   the whole roster from its QueueParams and QueueMember replies; events that
   arrive while the reply is on its way are replayed over it, in order (each
   carries a member's whole state, so the last one wins);
-- then it follows the queue events: QueueMemberStatus (device state, paused,
-  in call), QueueMemberAdded/Removed, QueueMemberPause, and the call events
+- then it follows the queue events: QueueMemberStatus (device state, paused
+  and why, in call), QueueMemberAdded/Removed, QueueMemberPause, and the call events
   AgentCalled/AgentRingNoAnswer/AgentDump (ringing), AgentConnect (in call)
   and AgentComplete (the call ended: wrap-up for ``wrapup_s``, the queue's
   wrapuptime, 0 as shipped, during which Asterisk gives the agent no call).
@@ -73,6 +73,8 @@ class AgentState:
     status: str
     paused: bool
     in_call: bool
+    # Why the member is paused (QueuePause's Reason: a desk reason code, wrap-up).
+    pause_reason: str = ""
 
 
 @dataclasses.dataclass
@@ -82,6 +84,7 @@ class _Member:
     queue: str
     device: int = _UNKNOWN
     paused: bool = False
+    pause_reason: str = ""
     in_call: bool = False
     ringing: bool = False
     wrapup_until: float = 0.0
@@ -142,10 +145,16 @@ class AgentRoster:
     def members(self, queue: str) -> list[AgentState]:
         now = self._clock()
         return [
-            AgentState(m.name, m.interface, m.queue, m.status(now), m.paused, m.in_call)
+            AgentState(
+                m.name, m.interface, m.queue, m.status(now), m.paused, m.in_call, m.pause_reason
+            )
             for m in sorted(self._members.values(), key=lambda m: m.name)
             if m.queue == queue
         ]
+
+    def agent(self, name: str) -> list[AgentState]:
+        """The agent's memberships, one per queue they are in (empty: in no queue)."""
+        return [m for queue in self.queues() for m in self.members(queue) if m.name == name]
 
     def free_agents(self, queue: str) -> list[str]:
         """Member names of ``queue`` ready for a call now (logged in, not paused, idle)."""
@@ -294,6 +303,11 @@ class AgentRoster:
             member.ringing = False
         if "paused" in event:
             member.paused = event["paused"] == "1"
+            if not member.paused:
+                member.pause_reason = ""
+        reason = event.get("pausedreason", event.get("reason"))
+        if reason is not None and member.paused:
+            member.pause_reason = reason
         if "incall" in event:
             member.in_call = event["incall"] == "1"
         return member

@@ -155,11 +155,12 @@ async def test_no_follow_up_is_claimed_before_its_time(pool: Any) -> None:
         await plan(conn, personal, at, "agent05", "$follow_up_personal")
         claim = sql("claim_due_contacts")
         just_before = at - timedelta(milliseconds=1)
-        assert await conn.fetch(claim, campaign_id, 10, just_before, ["agent05"]) == []
+        # ($5: a preview campaign's claim; this one is not.)
+        assert await conn.fetch(claim, campaign_id, 10, just_before, ["agent05"], False) == []
         # On time: the automatic one; the personal one only with its agent free.
-        rows = await conn.fetch(claim, campaign_id, 10, at, ["agent01"])
+        rows = await conn.fetch(claim, campaign_id, 10, at, ["agent01"], False)
         assert [(r["id"], r["due_at"]) for r in rows] == [(auto, at)]
-        rows = await conn.fetch(claim, campaign_id, 10, at + timedelta(days=1), [])
+        rows = await conn.fetch(claim, campaign_id, 10, at + timedelta(days=1), [], False)
         assert rows == []
-        rows = await conn.fetch(claim, campaign_id, 10, at, ["agent05"])
+        rows = await conn.fetch(claim, campaign_id, 10, at, ["agent05"], False)
         assert [(r["id"], r["callback_agent"]) for r in rows] == [(personal, "agent05")]

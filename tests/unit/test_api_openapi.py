@@ -52,13 +52,19 @@ def test_the_document_is_openapi_3_1_with_unique_operation_ids_and_declared_refs
         prefix = f'"#/components/{kind}/'
         for chunk in text.split(prefix)[1:]:
             assert chunk.split('"')[0] in document["components"][kind]
-    # Everything but the probes and the document needs the bearer token.
+    # Everything but the probes, the document, the desk's pages and the log-in needs
+    # the bearer token, and names the roles that may use it.
     for path, item in document["paths"].items():
         for op in item.values():
             public = op.get("security") == []
-            assert public == (not path.startswith("/api/")), path
+            assert public == (not path.startswith("/api/") or op["operationId"] == "login"), path
             if not public:
                 assert "401" in op["responses"], (path, op["operationId"])
+                assert op["x-roles"], op["operationId"]
+                assert "403" in op["responses"] or set(op["x-roles"]) >= {
+                    "admin",
+                    "read_only",
+                }, op["operationId"]
     # Links name operations that exist.
     for item in document["paths"].values():
         for op in item.values():
@@ -93,3 +99,22 @@ def test_the_documented_defaults_are_those_a_new_campaign_gets() -> None:
         else:
             expected = float(value) if isinstance(value, Decimal) else value
             assert properties[key]["default"] == expected, key
+
+
+def test_every_operation_names_its_roles_and_no_read_only_user_writes() -> None:
+    _, document = _app_and_document()
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if op.get("security") == []:
+                continue
+            roles = set(op["x-roles"])
+            assert roles <= {"admin", "supervisor", "agent", "integration", "read_only"}
+            assert f"Roles: {', '.join(op['x-roles'])}." in op["description"]
+            if method != "get" and op["operationId"] != "logout":
+                assert "read_only" not in roles, op["operationId"]
+            if path.startswith("/api/v1/users") or path.startswith("/api/v1/tokens"):
+                assert roles == {"admin"}, op["operationId"]
+            if path.startswith("/api/v1/desk"):
+                assert roles == {"agent"}, op["operationId"]
+            elif op["operationId"] not in ("streamEvents", "getMe", "logout"):
+                assert "agent" not in roles, op["operationId"]

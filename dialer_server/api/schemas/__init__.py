@@ -9,7 +9,7 @@ referenced by name.
 
 from __future__ import annotations
 
-from . import campaigns, common, contacts, dispositions, dnc, strategies
+from . import campaigns, common, contacts, dispositions, dnc, strategies, users
 
 COMPONENTS: dict[str, common.Schema] = {
     "Error": common.ERROR,
@@ -18,4 +18,5 @@ COMPONENTS: dict[str, common.Schema] = {
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,
     **dispositions.COMPONENTS,
+    **users.COMPONENTS,
 }

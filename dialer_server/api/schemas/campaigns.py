@@ -50,7 +50,8 @@ MODE = {
     f"key read. {', '.join(AGENT_MODES)}: the agent modes: answered calls go to the members "
     "of an Asterisk queue (queue); progressive places one call per free agent, power "
     "dial_ratio calls per free agent, predictive an adaptive ratio that keeps the abandon "
-    "rate under abandon_cap.",
+    "rate under abandon_cap. preview: the agent desk shows an agent each contact first; "
+    "the agent calls it (preview_dial) or skips it with a reason.",
 }
 AMD = {
     "type": "boolean",
@@ -122,6 +123,45 @@ _AGENT_SCHEMAS: dict[str, Schema] = {
     "abandon_message": ABANDON_MESSAGE,
     "agent_wait_s": AGENT_WAIT_S,
 }
+_DESK_SCHEMAS: dict[str, Schema] = {
+    "script": nullable(
+        {
+            "type": "string",
+            "maxLength": 20000,
+            "description": "What the agent desk shows the agent to read, with {param1}..{param12}, "
+            "{external_id} and the names of param_names as placeholders. null: none.",
+        }
+    ),
+    "param_names": {
+        "type": ["object", "null"],
+        "propertyNames": {"enum": [f"param{i}" for i in range(1, 13)]},
+        "additionalProperties": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,39}$"},
+        "description": 'The CRM\'s names of param1..param12 ({"param1": "first_name"}): the '
+        "desk shows them, and the script may use them as placeholders.",
+    },
+    "preview_dial": {
+        "type": "string",
+        "enum": ["agent_first", "customer_first"],
+        "description": "preview: agent_first rings the agent's phone, then the customer's; "
+        "customer_first rings the customer's and connects the agent once they answer.",
+    },
+    "preview_timeout_s": nullable(
+        {
+            "type": "integer",
+            "minimum": 5,
+            "maximum": 3600,
+            "description": "preview: a contact shown this long is dialled without Call. "
+            "null: only Call dials.",
+        }
+    ),
+    "preview_skip_delay_s": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 2592000,
+        "description": "preview: a skipped contact is due again after this long, at the "
+        "step its strategy planned.",
+    },
+}
 WEBHOOK_ATTEMPTS = {
     "type": "boolean",
     "description": "Send an attempt.result webhook for each attempt.",
@@ -145,6 +185,7 @@ _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "machine_message": MACHINE_MESSAGE,
     "webhook_attempts": WEBHOOK_ATTEMPTS,
     **_AGENT_SCHEMAS,
+    **_DESK_SCHEMAS,
 }
 
 
@@ -204,6 +245,7 @@ CAMPAIGN = obj(
         "machine_message": MACHINE_MESSAGE,
         "webhook_attempts": WEBHOOK_ATTEMPTS,
         **_AGENT_SCHEMAS,
+        **_DESK_SCHEMAS,
         "created_at": DATETIME,
         "updated_at": DATETIME,
         "contacts": _COUNTS,

@@ -19,12 +19,16 @@ SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended' AND ch
 -- The one way work is leased: due contacts, oldest first, skipping rows another
 -- daemon holds. Unplanning them (next_attempt_at NULL) in the same statement
 -- means no other daemon can claim them again until their attempt has a result.
--- A personal callback waits for its agent ($4: the agents free now): filtered
--- before the LIMIT, so a callback whose agent stays busy never holds up others.
+-- A personal callback, or a preview contact an agent called, waits for its agent
+-- ($4: the agents free now): filtered before the LIMIT, so a callback whose
+-- agent stays busy never holds up others. A preview campaign ($5) dials only
+-- those: its other contacts wait to be shown to an agent.
 WITH due AS (
     SELECT id, next_attempt_at FROM contacts
     WHERE campaign_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $3
-      AND (callback_agent IS NULL OR callback_agent = ANY ($4::text[]))
+      AND (coalesce(callback_agent, preview_agent) IS NULL
+           OR coalesce(callback_agent, preview_agent) = ANY ($4::text[]))
+      AND (NOT $5 OR callback_agent IS NOT NULL OR preview_agent IS NOT NULL)
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -54,7 +58,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
 RETURNING id;
 
 -- name: mark_contact_dialling
+-- A preview contact is no longer shown to its agent once dialled.
 UPDATE contacts
 SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL, next_channel = NULL,
-    next_phone_slot = NULL, updated_at = now()
+    next_phone_slot = NULL, preview_agent = NULL, preview_offered_at = NULL, updated_at = now()
 WHERE id = $1;
+
+-- name: release_preview
+-- A preview contact not dialled now (window closed, do-not-call): no longer its agent's.
+UPDATE contacts SET preview_agent = NULL, preview_offered_at = NULL WHERE id = $1;

@@ -71,9 +71,10 @@ INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls
                        max_calls_per_second, ring_timeout_s, default_region, timezone,
                        calling_window, mode, amd, ivr_playback, machine_message,
                        webhook_attempts, queue, dial_ratio, abandon_cap, abandon_target,
-                       max_dial_ratio, abandon_message, agent_wait_s)
+                       max_dial_ratio, abandon_message, agent_wait_s, script, param_names,
+                       preview_dial, preview_timeout_s, preview_skip_delay_s)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20, $21, $22)
+        $20, $21, $22, $23, $24, $25, $26, $27)
 RETURNING id;
 
 -- name: set_campaign_state
@@ -86,7 +87,7 @@ SELECT * FROM campaigns WHERE id = $1;
 SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
        ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message,
        queue, dial_ratio, abandon_cap, abandon_target, max_dial_ratio, abandon_message,
-       agent_wait_s
+       agent_wait_s, preview_dial
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
 -- name: lock_campaign_to_complete
@@ -164,6 +165,19 @@ FROM attempts WHERE instance_id = $1 AND state <> 'ended';
 -- name: delete_unsent_attempt
 -- An attempt whose Originate provably never left (AMI was down): it did not happen.
 DELETE FROM attempts WHERE id = $1 AND state = 'created' RETURNING contact_id;
+
+-- name: attempt_connected
+-- An agent took the call (the dialplan's DialerAgent): noted on the attempt at
+-- once (the result notes it again), and the attempt.connected event written.
+-- Whether the agent is a desk user (a user with this endpoint) comes back.
+WITH noted AS (
+    UPDATE attempts SET agent = $2, agent_connected_at = $3
+    WHERE id = $1 AND state <> 'ended'
+    RETURNING id
+)
+SELECT webhook_attempt_connected(id), EXISTS (SELECT 1 FROM users WHERE agent = $2 AND active)
+       AS desk_user
+FROM noted;
 
 -- name: campaign_is_running
 SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND state = 'running');
