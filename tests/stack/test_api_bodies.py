@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from dialer_server.accounts import users
 from dialer_server.api.app import OPERATIONS
 from dialer_server.api.common import MAX_FILE_BYTES, Operation
 from dialer_server.config import Config
@@ -36,7 +37,31 @@ async def api(config: Config) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-async def path_values(api: Api) -> dict[str, str]:
+async def role_tokens(pool: Any) -> dict[str, str]:
+    """An API token of a user of each role the body routes are for (beside integration)."""
+    tokens: dict[str, str] = {}
+    async with pool.acquire() as conn:
+        for role, agent in (("admin", None), ("agent", "agent24")):
+            user = await users.create_user(
+                conn, {"username": f"bodies-{role}", "role": role, "agent": agent}
+            )
+            tokens[role], _ = await users.create_token(
+                conn, user["id"], kind="api", name="bodies", expires_at=None
+            )
+            tokens[f"{role}_user_id"] = str(user["id"])
+    return tokens
+
+
+def _token_for(op: Operation, tokens: dict[str, str]) -> str | None:
+    """A token whose role may use ``op``: the route's checks come before its body."""
+    roles = op.allowed_roles
+    if "integration" in roles:
+        return None  # the Api client's own
+    return tokens["admin"] if "admin" in roles else tokens[roles[0]]
+
+
+@pytest.fixture
+async def path_values(api: Api, role_tokens: dict[str, str]) -> dict[str, str]:
     """A value for each path parameter, naming something that exists."""
     campaign = await api.new_campaign()
     await api.upload(campaign["id"], [{"external_id": "a", "phone1": "+12025550101"}])
@@ -46,6 +71,8 @@ async def path_values(api: Api) -> dict[str, str]:
         "contact_id": str(contacts["items"][0]["id"]),
         "name": "interested",
         "attempt_id": str(uuid.uuid4()),
+        "user_id": role_tokens["agent_user_id"],
+        "agent": "agent24",
     }
 
 
@@ -97,6 +124,7 @@ _BOMB: list[bytes] = []
 async def test_a_body_whose_content_coding_does_not_match_it_is_a_json_4xx_on_every_route(
     api: Api,
     path_values: dict[str, str],
+    role_tokens: dict[str, str],
     what: str,
     coding: str,
     body: bytes,
@@ -108,12 +136,11 @@ async def test_a_body_whose_content_coding_does_not_match_it_is_a_json_4xx_on_ev
         _BOMB[:] = _BOMB or [_gzip_bomb()]
         body = _BOMB[0]
     for op in BODY_OPERATIONS:
-        reply = await api.request(
-            op.method,
-            _path(op, path_values),
-            data=body,
-            headers={"Content-Type": _media_type(op), "Content-Encoding": coding},
-        )
+        headers = {"Content-Type": _media_type(op), "Content-Encoding": coding}
+        token = _token_for(op, role_tokens)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        reply = await api.request(op.method, _path(op, path_values), data=body, headers=headers)
         where = (op.operation_id, what, reply.status, reply.raw[:200])
         assert reply.status == status, where
         assert reply.headers["Content-Type"].startswith("application/json"), where
