@@ -40,6 +40,8 @@ DEMO_CALLS = (
     DemoCall("congestion (503)", "12025550503", Outcome.CONGESTION),
     DemoCall("wrong number (404)", "12025550404", Outcome.INVALID_NUMBER),
     DemoCall("codec refused (488)", "12025550488", Outcome.FAILED),
+    DemoCall("declined (603)", "12025550603", Outcome.REJECTED),
+    DemoCall("trunk refused (403)", "12025559403", Outcome.TRUNK_ERROR),
 )
 
 

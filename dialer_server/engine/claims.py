@@ -108,15 +108,38 @@ async def claim(
 
 
 async def unclaim(conn: Any, job: Job) -> None:
-    """The Originate never left: forget the attempt, the contact is due again."""
+    """The Originate was never written: forget the attempt, the contact is due again.
+
+    Only for the daemon that was about to send it (the attempt may already be
+    marked sent: it is marked just before the Originate).
+    """
     async with conn.transaction():
-        if not await store.delete_unsent_attempt(conn, job.attempt_id):
+        if not await store.delete_unsent_attempt(conn, job.attempt_id, marked_sent=True):
             return
         await results.apply_decision(
             conn,
             job.contact_id,
             Dial(job.step, job.phone_slot, job.number, datetime.now(UTC), job.ring_timeout_s),
         )
+
+
+async def put_back(conn: Any, attempt_id: str) -> bool:
+    """An attempt left ``created`` (its daemon died before marking it sent): its
+    Originate never went out. Forget it and make its contact due again, on the
+    step it was for. False if it was no longer ``created``.
+    """
+    async with conn.transaction():
+        attempt = await store.get_attempt(conn, attempt_id)
+        if attempt is None or not await store.delete_unsent_attempt(conn, attempt_id):
+            return False
+        await conn.execute(
+            query("put_back_contact"),
+            attempt["contact_id"],
+            attempt["step"],
+            attempt["channel"],
+            attempt["phone_slot"],
+        )
+        return True
 
 
 def one_call_per_agent(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:

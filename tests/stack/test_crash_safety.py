@@ -9,6 +9,7 @@ more than its strategy allows, no contact dialled by two daemons at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import asyncpg
 import pytest
 
 from dialer_server.engine import store
+from dialer_server.engine.strategy import load_strategy_file, strategy_to_dict
 
 from ..support.campaign_setup import add_campaign, wait_campaign_state
 from ..support.daemon_process import DaemonProcess, start_daemon
@@ -34,6 +36,12 @@ ONE_TRY = {
     },
     "attempts": [{"phone": 1, "ring_timeout_s": 15}],
 }
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# The shipped default: a failed call moves on to phone 2, which falls back to
+# phone 1 when empty: a call recorded as failed is dialled again.
+DEFAULT = strategy_to_dict(load_strategy_file(ROOT / "strategies" / "default.yaml"))
 
 
 def numbers(count: int, suffix: str) -> list[list[str | None]]:
@@ -129,6 +137,105 @@ async def test_kill_9_mid_campaign_then_restart_completes_without_extra_dials(
     assert set(outcomes) <= {"answered", "dangling"}, outcomes
     logs = [entry.get("msg", "") for entry in second.logs()]
     assert any("taking over" in m for m in logs), logs
+
+
+async def wait_no_open_attempts(url: str, campaign_id: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            conn = await asyncpg.connect(url)
+            try:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended'",
+                    campaign_id,
+                )
+            finally:
+                await conn.close()
+            if count == 0:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def wait_answered_attempts(url: str, campaign_id: int, count: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            conn = await asyncpg.connect(url)
+            try:
+                answered = await conn.fetchval(
+                    "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state = 'answered'",
+                    campaign_id,
+                )
+            finally:
+                await conn.close()
+            if answered >= count:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_answered_calls_outliving_a_kill_9_stay_answered_and_are_never_redialled(
+    stack: Any, database_url: str, tmp_path: Path
+) -> None:
+    # 20 calls answered, 5 held 5 s and 15 held 10 s. The daemon dies once all
+    # are answered; a new one starts once the first 5 have ended, on a slow
+    # database (the test holds the contacts' rows, as a busy PostgreSQL would
+    # hold up each write), and the other 15 end while it settles what it took
+    # over. Each person spoke to us once: every contact is connected after one
+    # attempt, never dialled again.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "answered-kill9",
+            DEFAULT,
+            numbers(5, "205") + [[f"1203{i:04d}210"] for i in range(15)],
+            max_concurrent_calls=20,
+            max_calls_per_second=50,
+        )
+    finally:
+        await conn.close()
+    first = start(stack, database_url, tmp_path, "first")
+    try:
+        await wait_answered_attempts(database_url, campaign_id, 20, timeout=20)
+        answered = time.monotonic()
+        first.proc.kill()
+        first.proc.wait()
+    finally:
+        first.close()
+    await asyncio.sleep(max(0.0, answered + 5.5 - time.monotonic()))
+    slow = await asyncpg.connect(database_url)
+    try:
+        async with slow.transaction():
+            await slow.execute(
+                "SELECT id FROM contacts WHERE campaign_id = $1 FOR UPDATE", campaign_id
+            )
+            second = start(stack, database_url, tmp_path, "second")
+            # Until the 10 s calls have hung up: their Hangups reach the new
+            # daemon while it is still settling the attempts it took over.
+            await asyncio.sleep(max(0.0, answered + 11 - time.monotonic()))
+        await wait_no_open_attempts(database_url, campaign_id, timeout=30)
+    finally:
+        await slow.close()
+        second.close()
+    conn = await asyncpg.connect(database_url)
+    try:
+        attempts = await conn.fetch(
+            """SELECT contact_id, number, outcome, hangup_cause, result_source,
+                      answered_at IS NOT NULL AS answered
+               FROM attempts WHERE campaign_id = $1 ORDER BY contact_id""",
+            campaign_id,
+        )
+        states = await conn.fetch(
+            "SELECT state, count(*) FROM contacts WHERE campaign_id = $1 GROUP BY state",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+    assert len(attempts) == 20, [dict(a) for a in attempts]
+    assert {a["outcome"] for a in attempts} == {"answered"}, [dict(a) for a in attempts]
+    assert all(a["answered"] for a in attempts)
+    assert dict(states) == {"connected": 20}, dict(states)
+    # The 5 calls that ended while no daemon ran: learned from the PBX's record.
+    ended_unseen = [a["result_source"] for a in attempts if a["number"].endswith("205")]
+    assert ended_unseen == ["pbx"] * 5, [dict(a) for a in attempts]
 
 
 async def restart_mid_campaign(

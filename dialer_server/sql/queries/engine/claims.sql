@@ -58,3 +58,11 @@ UPDATE contacts
 SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL, next_channel = NULL,
     next_phone_slot = NULL, updated_at = now()
 WHERE id = $1;
+
+-- name: put_back_contact
+-- A contact whose attempt never went out (reconciliation): due at once, on the
+-- step it was claimed for, unless something closed it meanwhile.
+UPDATE contacts
+SET next_attempt_at = now(), next_step = $2, next_channel = $3, next_phone_slot = $4,
+    updated_at = now()
+WHERE id = $1 AND closed_at IS NULL;
