@@ -9,6 +9,7 @@ more than its strategy allows, no contact dialled by two daemons at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,19 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dialer_server.config import Config
 from dialer_server.engine import store
 from dialer_server.engine.strategy import load_strategy_file, strategy_to_dict
 
-from ..support.campaign_setup import add_campaign, wait_campaign_state
+from ..support.ami_proxy import AmiProxy
+from ..support.campaign_setup import (
+    add_campaign,
+    engine_config,
+    running_daemon,
+    wait_campaign_state,
+)
 from ..support.daemon_process import DaemonProcess, start_daemon
+from ..support.sql import sql
 
 pytestmark = pytest.mark.stack
 
@@ -236,6 +245,152 @@ async def test_answered_calls_outliving_a_kill_9_stay_answered_and_are_never_red
     # The 5 calls that ended while no daemon ran: learned from the PBX's record.
     ended_unseen = [a["result_source"] for a in attempts if a["number"].endswith("205")]
     assert ended_unseen == ["pbx"] * 5, [dict(a) for a in attempts]
+
+
+async def wait_attempts_in_state(
+    url: str, campaign_id: int, state: str, count: int, timeout: float
+) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            conn = await asyncpg.connect(url)
+            try:
+                found = await conn.fetchval(
+                    "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state = $2",
+                    campaign_id,
+                    state,
+                )
+            finally:
+                await conn.close()
+            if found >= count:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_calls_ringing_when_their_daemon_dies_get_their_real_outcome(
+    stack: Any, database_url: str, tmp_path: Path
+) -> None:
+    # Killed while 10 calls ring: 5 ring out (480) 2 s later, while no daemon
+    # runs; 5 ring until their 15 s timeout, well after the next daemon started.
+    # None is dangling: the first get their end from the PBX's record, the
+    # others are followed to it.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "ringing-kill9",
+            ONE_TRY,
+            numbers(5, "181") + [[f"1203{i:04d}180"] for i in range(5)],
+            max_concurrent_calls=10,
+            max_calls_per_second=50,
+        )
+    finally:
+        await conn.close()
+    first = start(stack, database_url, tmp_path, "first")
+    try:
+        await wait_attempts_in_state(database_url, campaign_id, "sent", 10, timeout=20)
+        first.proc.kill()
+        first.proc.wait()
+    finally:
+        first.close()
+    await asyncio.sleep(3)
+    second = start(stack, database_url, tmp_path, "second")
+    try:
+        await wait_campaign_state(
+            database_url, campaign_id, "completed", timeout=60, alive=second.alive
+        )
+    finally:
+        second.close()
+    await check_campaign(database_url, campaign_id, max_attempts=1)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT number, outcome, hangup_cause, sip_code, result_source,
+                      extract(epoch FROM ended_at - sent_at) AS rang
+               FROM attempts WHERE campaign_id = $1 ORDER BY number""",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+    ring_outs = [dict(r) for r in rows if r["number"].endswith("181")]
+    timeouts = [dict(r) for r in rows if r["number"].endswith("180")]
+    for row in ring_outs:
+        assert (row["outcome"], row["hangup_cause"], row["sip_code"]) == ("no_answer", 19, 480)
+        # Ended while no daemon ran: only the PBX saw it.
+        assert row["result_source"] == "pbx", row
+    for row in timeouts:
+        assert (row["outcome"], row["hangup_cause"]) == ("no_answer", 19), row
+        # Followed by the second daemon to the end of the ring time.
+        assert 14.5 <= row["rang"] < 20, row
+
+
+async def test_an_attempt_its_daemon_never_sent_is_put_back_and_dialled(
+    config: Config, database_url: str
+) -> None:
+    # A daemon died between claiming a contact and marking its attempt sent:
+    # the Originate never left. The contact is dialled once, as if nothing
+    # happened, never closed dangling.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, (contact_id,) = await add_campaign(
+            conn, "never-sent", ONE_TRY, numbers(1, "201"), start=False
+        )
+        dead = await conn.fetchval(
+            "INSERT INTO dialer_instances (hostname, pid) VALUES ('gone', 1) RETURNING id"
+        )
+        unsent = await conn.fetchval(
+            sql("insert_engine_attempt"), campaign_id, contact_id, "call", 1, "12020000201", 0, dead
+        )
+        await conn.execute(sql("mark_contact_dialling"), contact_id)
+        await store.set_campaign_state(conn, campaign_id, "running")
+        async with running_daemon(engine_config(config)) as daemon:
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=30, alive=daemon.alive
+            )
+        attempts = await store.contact_attempts(conn, contact_id)
+        contact = await store.get_contact(conn, contact_id)
+    finally:
+        await conn.close()
+    assert [(a["outcome"], a["result_source"]) for a in attempts] == [("answered", "live")]
+    assert str(attempts[0]["id"]) != str(unsent)
+    assert contact is not None and contact["state"] == "connected"
+
+
+async def test_calls_that_end_while_ami_is_cut_off_get_their_real_outcome(
+    stack: Any, config: Config, database_url: str
+) -> None:
+    # The link between the dialer and Asterisk goes down for 7 s while calls
+    # ring out (480 after 2 s) or talk (answered, 5 s): they all end while the
+    # dialer cannot see them. On reconnect, reconciliation reads how they ended.
+    proxy = AmiProxy(stack.env["DIALER_AMI_HOST"], int(stack.env["DIALER_AMI_PORT"]))
+    await proxy.start()
+    config = dataclasses.replace(
+        engine_config(config), ami=dataclasses.replace(config.ami, port=proxy.port)
+    )
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "ami-cut",
+            ONE_TRY,
+            numbers(4, "181") + [[f"1203{i:04d}205"] for i in range(3)],
+            max_concurrent_calls=7,
+            max_calls_per_second=50,
+        )
+        async with running_daemon(config) as daemon:
+            await wait_attempts_in_state(database_url, campaign_id, "answered", 3, timeout=20)
+            proxy.cut(7)
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=40, alive=daemon.alive
+            )
+        rows = await conn.fetch(
+            "SELECT number, outcome, result_source FROM attempts WHERE campaign_id = $1",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+        await proxy.close()
+    got = sorted((r["number"][-3:], r["outcome"], r["result_source"]) for r in rows)
+    assert got == [("181", "no_answer", "pbx")] * 4 + [("205", "answered", "pbx")] * 3
 
 
 async def restart_mid_campaign(
