@@ -61,6 +61,13 @@ PAUSE_RECHECK_S = 0.05
 # many records are looked up per reconciliation.
 STALE_RECORD_AGE = timedelta(hours=1)
 STALE_RECORDS_PER_PASS = 500
+# A record of an ended attempt younger than this is left to the attempt's own
+# task, which removes it right after committing the result.
+OWN_RECORD_GRACE = timedelta(minutes=1)
+# How long a call may wait for its sent mark before its Originate. Normally a
+# millisecond; a busy pool (hundreds of calls starting at once) can take
+# seconds, and a call that waits goes out late rather than not at all.
+MARK_SENT_TIMEOUT_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,14 +398,16 @@ class Scheduler:
         once PostgreSQL answers: the mark may have landed after all, and the
         Originate certainly did not go out.
         """
-        sent_at = datetime.now(UTC)
         try:
-            async with asyncio.timeout(2.0), self.pool.acquire() as conn:
+            async with asyncio.timeout(MARK_SENT_TIMEOUT_S), self.pool.acquire() as conn:
+                # The time it goes out: taken once a connection is ours, not before.
+                sent_at = datetime.now(UTC)
                 return await store.mark_attempt_sent(conn, job.attempt_id, sent_at)
         except TRANSIENT_ERRORS as exc:  # a timeout included
             self.outage.down(exc, component="engine")
             logger.warning(
-                "call not placed: its attempt could not be marked sent (%s)",
+                "call not placed: its attempt could not be marked sent within %.0f s (%s)",
+                MARK_SENT_TIMEOUT_S,
                 type(exc).__name__,
                 extra={
                     **_ids(job.campaign_id, job.contact_id, action="originate"),
@@ -543,6 +552,11 @@ class Scheduler:
         try:
             if self._check_pbx_setup:
                 await self._warn_missing_pbx_setup()
+            # Only calls known to be up before the channel list is asked for may be
+            # judged by their absence from it: one answered meanwhile is not in it.
+            were_up = {
+                a for a in self._active if a in self._followed or self.tracker.is_answered(a)
+            }
             reply = await self.ami.send_action({"Action": "CoreShowChannels"})
             records = (
                 await pbx_results.read_all(self.ami) if self.config.dialing.call_end_context else {}
@@ -557,18 +571,15 @@ class Scheduler:
             for m in reply
             if m.get("Event") == "CoreShowChannel"
         }
-        # Calls we follow whose channel is gone and whose Hangup we missed (the
-        # AMI link dropped): the PBX's record ends them; without one, the PBX
-        # lost them (it restarted).
-        for attempt_id in self._active:
-            if attempt_id in live:
-                continue
+        # Calls we follow whose Hangup we missed (the AMI link dropped): a
+        # record proves the end, whenever it came; without one, a call that
+        # was up before the list was asked for and is not on it was lost with
+        # the PBX (it restarted).
+        for attempt_id in list(self._active):
             if attempt_id in records:
                 self.tracker.end_with_record(attempt_id, records[attempt_id])
-            elif attempt_id in self._followed:
+            elif attempt_id in were_up and attempt_id not in live:
                 self.tracker.end_lost(attempt_id)
-            else:
-                self.tracker.end_if_answered(attempt_id)
         if adopted:
             logger.warning(
                 "taking over %d open attempts of stopped daemons",
@@ -683,20 +694,23 @@ class Scheduler:
     async def _forget_stale_records(self, records: dict[str, PbxResult], handled: set[str]) -> None:
         """Remove the records of calls already recorded whose removal was missed.
 
-        A record is removed once its attempt has ended in our database, or has
-        no row there (its campaign was deleted) and ended an hour ago: never the
-        record of a call someone may still need.
+        A record is removed once its attempt has ended in our database (and a
+        minute went by: its own task removes it at once), or has no row there
+        (its campaign was deleted) and ended an hour ago: never the record of a
+        call someone may still need.
         """
         stale = [a for a in records if a not in handled and a not in self._active]
         if not stale:
             return
         async with self.pool.acquire() as conn:
             states = await store.attempt_states(conn, stale[:STALE_RECORDS_PER_PASS])
-        cutoff = datetime.now(UTC) - STALE_RECORD_AGE
+        now = datetime.now(UTC)
         for attempt_id in stale[:STALE_RECORDS_PER_PASS]:
             state = states.get(attempt_id)
-            ended_at = records[attempt_id].ended_at
-            if state == "ended" or (state is None and ended_at is not None and ended_at < cutoff):
+            ended_at = records[attempt_id].ended_at or now
+            if (state == "ended" and ended_at < now - OWN_RECORD_GRACE) or (
+                state is None and ended_at < now - STALE_RECORD_AGE
+            ):
                 await pbx_results.forget(self.ami, attempt_id)
 
     async def _complete_finished_campaigns(self) -> None:

@@ -198,11 +198,10 @@ class CallTracker:
     def unwatch(self, attempt_id: str) -> None:
         self._calls.pop(attempt_id, None)
 
-    def end_if_answered(self, attempt_id: str) -> None:
-        """Asterisk no longer has this answered call: end it, its Hangup is lost."""
+    def is_answered(self, attempt_id: str) -> bool:
+        """Whether a call we follow was answered and has not ended."""
         call = self._calls.get(attempt_id)
-        if call is not None and call.answered_at is not None:
-            self.end_lost(attempt_id)
+        return call is not None and call.answered_at is not None and not call.hangup.is_set()
 
     def end_lost(self, attempt_id: str) -> None:
         """Asterisk no longer has this call and kept no record of its end: it was

@@ -486,3 +486,49 @@ async def test_two_daemons_on_one_database_never_dial_a_contact_twice(
         await conn.close()
     assert dialled_by == 2, "both daemons should have taken a share of the work"
     assert most_at_once <= 4
+
+
+async def test_a_call_answered_while_reconciliation_lists_channels_is_not_taken_for_lost(
+    config: Config, database_url: str
+) -> None:
+    # Reconciliation's channel list is a snapshot: a call whose channel appears
+    # and is answered after the list was made, but before it is read, is not on
+    # it. It must not be judged by its absence (it would be recorded answered
+    # and "lost" at once, its real end unseen). The listing below is the real
+    # one, minus the call: as Asterisk made it a moment before the call existed.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, (contact_id,) = await add_campaign(
+            conn, "answered-during-listing", ONE_TRY, numbers(1, "261"), start=False
+        )
+        async with running_daemon(engine_config(config)) as daemon:
+            scheduler, tracker = daemon.scheduler, daemon.scheduler.tracker
+            real_send = daemon.ami.send_action
+
+            async def stale_listing(action: Any, timeout: float | None = None) -> Any:
+                reply = await real_send(action, timeout)
+                if action.get("Action") != "CoreShowChannels" or not scheduler._active:
+                    return reply
+                (attempt_id,) = scheduler._active
+                async with asyncio.timeout(10):
+                    while not tracker.is_answered(attempt_id):
+                        await asyncio.sleep(0.01)
+                return [m for m in reply if m.get("Uniqueid") != attempt_id]
+
+            daemon.ami.send_action = stale_listing  # type: ignore[method-assign]
+            await store.set_campaign_state(conn, campaign_id, "running")
+            await wait_attempts_in_state(database_url, campaign_id, "sent", 1, timeout=10)
+            scheduler._reconcile_needed.set()
+            await wait_attempts_in_state(database_url, campaign_id, "answered", 1, timeout=10)
+            await asyncio.sleep(1.5)  # the reconciliation is over
+            (attempt,) = await store.contact_attempts(conn, contact_id)
+            assert attempt["state"] == "answered", dict(attempt)  # still followed
+            # The person hangs up.
+            await real_send({"Action": "Hangup", "Channel": "/^PJSIP/carrier-.*$/"})
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=10, alive=daemon.alive
+            )
+        (attempt,) = await store.contact_attempts(conn, contact_id)
+    finally:
+        await conn.close()
+    assert (attempt["outcome"], attempt["result_source"]) == ("answered", "live")
