@@ -7,7 +7,8 @@ same transaction decides what each one is for:
 
 - an attempt row, written *before* its Originate goes out: after any crash the
   database knows a call may exist (the caller dials it once the claim has
-  committed, and never sends it twice);
+  committed, marking it sent first, and never sends it twice; ``put_back``
+  returns an attempt its daemon never sent to the queue);
 - a later plan, when the contact's calling window is closed now;
 - a final state: a number on a do-not-call list, a campaign without a strategy,
   a plan whose phone slot is empty.

@@ -2,9 +2,12 @@
 
 PostgreSQL decides what is dialled. A contact is claimed and its attempt row
 written in one transaction *before* the Originate goes out, so after any crash
-the database knows a call may exist (``claims.py``). Nothing is ever re-sent on a
-reconnect: open attempts are reconciled with the channels Asterisk still has,
-and an attempt whose fate cannot be known closes as dangling, never redialled.
+the database knows a call may exist (``claims.py``); the row is marked sent, with
+the send time, right before its Originate, so a row still ``created`` never left.
+Nothing is ever re-sent on a reconnect: open attempts are reconciled with what
+Asterisk knows, its live channels and the records its hangup handler kept of the
+calls that ended (``telephony/pbx_results.py``). Only an attempt whose call the
+PBX itself lost closes as dangling, never redialled; one never sent is put back.
 
 The scheduler owns the loop (a tick at a fixed cadence, or at once when agents
 free up), each attempt's life from its claim to its recorded result, and
