@@ -325,6 +325,8 @@ class Scheduler:
         # `created` is one whose call provably never left (reconciliation puts
         # its contact back), and sent_at is the send, never a later write.
         if not await self._mark_sent(job):
+            # Not placed: put back (no connection in time), or paused while it waited.
+            await self._unclaim(job)
             return
         sent_at: float | None = None
         answered_at: float | None = None
@@ -397,15 +399,20 @@ class Scheduler:
         """Mark the attempt sent, now, before its Originate; False: do not send it.
 
         The database must have it first. If it cannot be written in time, the
-        call is not placed and the attempt is forgotten (the contact due again)
-        once PostgreSQL answers: the mark may have landed after all, and the
-        Originate certainly did not go out.
+        call is not placed (the caller forgets the attempt once PostgreSQL
+        answers: the mark may have landed after all, and the Originate
+        certainly did not go out). A call that waited for its connection goes
+        out only if its campaign still runs, as after a wait for the rate limit.
         """
+        waiting_since = time.monotonic()
         try:
             async with asyncio.timeout(MARK_SENT_TIMEOUT_S), self.pool.acquire() as conn:
                 # The time it goes out: taken once a connection is ours, not before.
                 sent_at = datetime.now(UTC)
-                return await store.mark_attempt_sent(conn, job.attempt_id, sent_at)
+                waited = time.monotonic() - waiting_since > PAUSE_RECHECK_S
+                return await store.mark_attempt_sent(
+                    conn, job.attempt_id, sent_at, if_running=waited
+                )
         except TRANSIENT_ERRORS as exc:  # a timeout included
             self.outage.down(exc, component="engine")
             logger.warning(
@@ -417,7 +424,6 @@ class Scheduler:
                     "attempt_id": job.attempt_id,
                 },
             )
-            await self._unclaim(job)
             return False
 
     async def _still_running(self, job: Job) -> bool:

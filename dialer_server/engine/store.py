@@ -83,10 +83,14 @@ async def insert_attempt(
     return str(row["id"])
 
 
-async def mark_attempt_sent(conn: Any, attempt_id: str, at: datetime | None = None) -> bool:
+async def mark_attempt_sent(
+    conn: Any, attempt_id: str, at: datetime | None = None, *, if_running: bool = False
+) -> bool:
     """The attempt's call goes out at ``at`` (default now); False if it is not
-    ``created`` (any more): then it must not be sent."""
-    return await conn.fetchval(query("mark_attempt_sent"), attempt_id, at) is not None
+    ``created`` (any more), or ``if_running`` and its campaign no longer runs:
+    then it must not be sent."""
+    statement = query("mark_attempt_sent_if_running") if if_running else query("mark_attempt_sent")
+    return await conn.fetchval(statement, attempt_id, at) is not None
 
 
 async def mark_attempt_answered(conn: Any, attempt_id: str, at: datetime | None = None) -> None:

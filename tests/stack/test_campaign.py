@@ -25,6 +25,7 @@ from ..support.campaign_setup import (
     wait_campaign_state,
 )
 from ..support.daemon_process import ROOT, DaemonProcess, http_get, start_daemon
+from ..support.webhook_events import dial
 
 pytestmark = pytest.mark.stack
 
@@ -395,3 +396,26 @@ async def test_calls_already_sent_keep_their_send_time_after_a_pause(
         assert row["sent_at"] < paused_at < row["ended_at"], dict(row)
     for row in rows:
         assert row["sent_at"] <= row["ended_at"], dict(row)
+
+
+async def test_a_call_that_waited_for_its_sent_mark_goes_out_only_if_its_campaign_runs(
+    pool: Any,
+) -> None:
+    # A call that got its connection at once goes out as claimed; one that
+    # waited for it (a busy pool) re-checks the campaign, as after a wait for
+    # the rate limit: paused meanwhile, it is not marked, so not sent.
+    async with pool.acquire() as conn:
+        campaign_id, (first, second) = await add_campaign(
+            conn, "mark-wait", ONE_CALL, [[ANSWER], [BUSY]]
+        )
+        waited, at_once = [await dial(conn, campaign_id, c) for c in (first, second)]
+        await store.set_campaign_state(conn, campaign_id, "paused")
+        assert not await store.mark_attempt_sent(conn, waited, if_running=True)
+        assert await store.mark_attempt_sent(conn, at_once)
+        states = {
+            str(r["id"]): r["state"]
+            for r in await conn.fetch(
+                "SELECT id, state FROM attempts WHERE campaign_id = $1", campaign_id
+            )
+        }
+    assert states == {waited: "created", at_once: "sent"}

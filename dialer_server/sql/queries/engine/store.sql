@@ -29,6 +29,14 @@ UPDATE attempts SET state = 'sent', sent_at = coalesce(sent_at, $2::timestamptz,
 WHERE id = $1 AND state = 'created'
 RETURNING id;
 
+-- name: mark_attempt_sent_if_running
+-- The same, for a call that waited (for a connection) before its mark: like a
+-- call that waited for the rate limit, it goes out only if its campaign still runs.
+UPDATE attempts a SET state = 'sent', sent_at = coalesce(a.sent_at, $2::timestamptz, now())
+WHERE a.id = $1 AND a.state = 'created'
+  AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = a.campaign_id AND c.state = 'running')
+RETURNING a.id;
+
 -- name: mark_attempt_answered
 UPDATE attempts SET state = 'answered',
                     answered_at = coalesce(answered_at, $2::timestamptz, now())
