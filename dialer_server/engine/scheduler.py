@@ -2,9 +2,12 @@
 
 PostgreSQL decides what is dialled. A contact is claimed and its attempt row
 written in one transaction *before* the Originate goes out, so after any crash
-the database knows a call may exist (``claims.py``). Nothing is ever re-sent on a
-reconnect: open attempts are reconciled with the channels Asterisk still has,
-and an attempt whose fate cannot be known closes as dangling, never redialled.
+the database knows a call may exist (``claims.py``); the row is marked sent, with
+the send time, right before its Originate, so a row still ``created`` never left.
+Nothing is ever re-sent on a reconnect: open attempts are reconciled with what
+Asterisk knows, its live channels and the records its hangup handler kept of the
+calls that ended (``telephony/pbx_results.py``). Only an attempt whose call the
+PBX itself lost closes as dangling, never redialled; one never sent is put back.
 
 The scheduler owns the loop (a tick at a fixed cadence, or at once when agents
 free up), each attempt's life from its claim to its recorded result, and
@@ -33,17 +36,18 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..config import Config
 from ..db.outage import TRANSIENT_ERRORS, Outage
-from ..errors import AmiDisconnected, AmiError
+from ..errors import AmiError
 from ..observability.metrics import Metrics
-from ..telephony import queue_members
+from ..telephony import pbx_results, queue_members
 from ..telephony.ami import AmiClient, AmiState, Event
-from ..telephony.originate import CallRequest, CallResult, CallTracker, ring_agent
+from ..telephony.originate import CallRequest, CallResult, CallTracker, pbx_result, ring_agent
 from ..telephony.outcomes import Outcome
+from ..telephony.pbx_results import PbxResult
 from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
 from . import claims, results, store
 from .agent_dialing import AgentDialing, Roster
@@ -63,6 +67,18 @@ DB_RETRY_MAX_S = 5.0
 COMPLETION_CHECK_S = 1.0
 # A call that waited this long for the rate limit checks its campaign was not paused.
 PAUSE_RECHECK_S = 0.05
+# A PBX record of an attempt our database does not know (its campaign deleted)
+# is removed once this old; records of ended attempts at once. At most this
+# many records are looked up per reconciliation.
+STALE_RECORD_AGE = timedelta(hours=1)
+STALE_RECORDS_PER_PASS = 500
+# A record of an ended attempt younger than this is left to the attempt's own
+# task, which removes it right after committing the result.
+OWN_RECORD_GRACE = timedelta(minutes=1)
+# How long a call may wait for its sent mark before its Originate. Normally a
+# millisecond; a busy pool (hundreds of calls starting at once) can take
+# seconds, and a call that waits goes out late rather than not at all.
+MARK_SENT_TIMEOUT_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +127,11 @@ class Scheduler:
         self._active: set[str] = set()
         # Sent calls whose AMI link dropped before their result: reconcile them.
         self._unresolved: dict[str, OpenAttempt] = {}
+        # Calls taken over and followed to their end (_follow): their channel
+        # existed when reconciliation found them.
+        self._followed: set[str] = set()
+        # Checked once per AMI login: can the PBX record our calls' ends?
+        self._check_pbx_setup = True
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         # Set when agents free up: the loop ticks at once instead of at its cadence.
@@ -326,14 +347,16 @@ class Scheduler:
                     "attempt_id": job.attempt_id,
                 },
             )
-            await self._best_effort(lambda conn: store.mark_attempt_sent(conn, job.attempt_id))
 
         async def on_answered() -> None:
             nonlocal answered_at
             answered_at = time.monotonic()
             if sent_at is not None:
                 self.metrics.call_answered(job.campaign_id, answered_at - sent_at)
-            await self._best_effort(lambda conn: store.mark_attempt_answered(conn, job.attempt_id))
+            at = datetime.now(UTC)
+            await self._best_effort(
+                lambda conn: store.mark_attempt_answered(conn, job.attempt_id, at)
+            )
 
         dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
         if job.agent is not None:
@@ -351,6 +374,14 @@ class Scheduler:
                     "DIALER_AGENT_NAME": job.agent,
                 },
             )
+        # Written before the customer's Originate (an agent-first preview's agent
+        # leg is not the call), with the time it goes out: a row still `created`
+        # is one whose call provably never left (reconciliation puts its contact
+        # back), and sent_at is the send, never a later write.
+        if not await self._mark_sent(job):
+            # Not placed: put back (no connection in time), or paused while it waited.
+            await self._unclaim(job)
+            return
         request = CallRequest(
             attempt_id=job.attempt_id,
             number=job.number,
@@ -362,22 +393,29 @@ class Scheduler:
             variables=call_variables(job, dialplan),
             max_call_s=self.config.dialing.max_call_s,
             result_margin_s=self.config.dialing.result_margin_s,
+            call_end_context=self.config.dialing.call_end_context,
         )
         try:
             result = await self.tracker.place_call(self.ami, request, on_sent, on_answered)
-        except AmiDisconnected:
+        except AmiError as exc:
             if sent_at is None:
+                # Never written to Asterisk: it did not happen.
                 await self._unclaim(job)
                 return
+            # The link dropped, or Asterisk gave no verdict in time: the call may
+            # still be up, or have ended. Reconciliation asks the PBX.
+            logger.warning(
+                "no result for a call in flight (%s): reconciling it with Asterisk",
+                exc,
+                extra={
+                    **_ids(job.campaign_id, job.contact_id, action="originate"),
+                    "attempt_id": job.attempt_id,
+                },
+            )
             self._unresolved[job.attempt_id] = OpenAttempt(
                 job.attempt_id, job.campaign_id, job.contact_id, "call", "sent"
             )
             self._reconcile_needed.set()
-            return
-        except AmiError as exc:
-            await self._record_outcome(
-                job.attempt_id, Outcome.DANGLING.value, "call", detail=str(exc)
-            )
             return
         if answered_at is not None:
             self.metrics.call_ended(job.campaign_id, time.monotonic() - answered_at)
@@ -436,6 +474,37 @@ class Scheduler:
                 extra={"action": "wrapup", "attempt_id": attempt_id, "agent": agent},
             )
 
+    async def _mark_sent(self, job: Job) -> bool:
+        """Mark the attempt sent, now, before its Originate; False: do not send it.
+
+        The database must have it first. If it cannot be written in time, the
+        call is not placed (the caller forgets the attempt once PostgreSQL
+        answers: the mark may have landed after all, and the Originate
+        certainly did not go out). A call that waited for its connection goes
+        out only if its campaign still runs, as after a wait for the rate limit.
+        """
+        waiting_since = time.monotonic()
+        try:
+            async with asyncio.timeout(MARK_SENT_TIMEOUT_S), self.pool.acquire() as conn:
+                # The time it goes out: taken once a connection is ours, not before.
+                sent_at = datetime.now(UTC)
+                waited = time.monotonic() - waiting_since > PAUSE_RECHECK_S
+                return await store.mark_attempt_sent(
+                    conn, job.attempt_id, sent_at, if_running=waited
+                )
+        except TRANSIENT_ERRORS as exc:  # a timeout included
+            self.outage.down(exc, component="engine")
+            logger.warning(
+                "call not placed: its attempt could not be marked sent within %.0f s (%s)",
+                MARK_SENT_TIMEOUT_S,
+                type(exc).__name__,
+                extra={
+                    **_ids(job.campaign_id, job.contact_id, action="originate"),
+                    "attempt_id": job.attempt_id,
+                },
+            )
+            return False
+
     async def _still_running(self, job: Job) -> bool:
         try:
             async with asyncio.timeout(2.0), self.pool.acquire() as conn:
@@ -470,24 +539,60 @@ class Scheduler:
 
     # --- results -----------------------------------------------------------------------
     async def _record_call(self, result: CallResult) -> None:
+        if result.source == "lost" and result.outcome is not Outcome.ANSWERED:
+            # Neither the call nor its record exists: the PBX lost it.
+            await self._record_outcome(
+                result.attempt_id,
+                Outcome.DANGLING.value,
+                "call",
+                detail="no result: the PBX has neither the call nor a record of its end",
+            )
+            return
         recorded = await self._with_db(
-            lambda conn: results.record_call(conn, result, self.strategies)
+            lambda conn: results.record_call(
+                conn,
+                result,
+                self.strategies,
+                trunk_error_pause_after=self.config.dialing.trunk_error_pause_after,
+                default_trunk=self.config.dialing.trunk,
+            )
         )
-        self._after_record(recorded, "call")
+        if recorded is None and self._stop.is_set():
+            return  # not written: the PBX's record stays for the next start
+        self._after_record(recorded, "call", result.source)
+        if self.config.dialing.call_end_context:
+            # Committed (or ended before): the PBX's copy is no longer needed.
+            await pbx_results.forget(self.ami, result.attempt_id)
 
     async def _record_outcome(
         self, attempt_id: str, outcome: str, channel: str, detail: str | None
     ) -> None:
+        source = "lost" if channel == "call" else None
         recorded = await self._with_db(
             lambda conn: results.record_outcome(
-                conn, attempt_id, outcome, self.strategies, detail=detail
+                conn, attempt_id, outcome, self.strategies, detail=detail, source=source
             )
         )
-        self._after_record(recorded, channel)
+        self._after_record(recorded, channel, source)
 
-    def _after_record(self, recorded: results.Recorded | None, channel: str) -> None:
+    def _after_record(
+        self, recorded: results.Recorded | None, channel: str, source: str | None
+    ) -> None:
         if recorded is None:
             return
+        if source is not None:
+            self.metrics.result_learned(recorded.campaign_id, source)
+        if recorded.outcome == Outcome.TRUNK_ERROR:
+            slot = self.slots.get(recorded.campaign_id)
+            trunk = (slot.trunk if slot is not None else None) or self.config.dialing.trunk
+            self.metrics.trunk_error(recorded.campaign_id, trunk)
+        if recorded.paused is not None:
+            self.metrics.campaign_auto_paused(recorded.campaign_id, "trunk_errors")
+            logger.error(
+                "campaign paused: %s",
+                recorded.paused,
+                extra={"action": "campaign", "campaign_id": recorded.campaign_id},
+            )
         self.metrics.attempt_closed(recorded.campaign_id, channel, recorded.outcome)
         if recorded.outcome == Outcome.ABANDONED:
             self.metrics.call_abandoned(recorded.campaign_id)
@@ -508,7 +613,17 @@ class Scheduler:
 
     # --- reconciliation ----------------------------------------------------------------
     async def _reconcile(self) -> None:
-        """Settle every open attempt nobody follows, against Asterisk's live channels."""
+        """Settle every open attempt nobody follows, against what Asterisk knows.
+
+        Asterisk is asked twice, in this order, after the candidates' events are
+        watched: its live channels (CoreShowChannels), then the records our
+        hangup handler kept of calls that ended (pbx_results). A call missing
+        from the first has its record in the second, unless the PBX itself lost
+        it. Every decision is then taken at once, from what the attempt row,
+        the channel list, the records and the events say, before anything is
+        written: a Hangup arriving while results are being written cannot turn
+        an answered call into a failed one.
+        """
         assert self.instance.id is not None
         async with self.pool.acquire() as conn:
             adopted = await store.adopt_orphaned_attempts(conn, self.instance.id)
@@ -523,7 +638,17 @@ class Scheduler:
         for attempt_id in candidates:
             self.tracker.watch(attempt_id)
         try:
+            if self._check_pbx_setup:
+                await self._warn_missing_pbx_setup()
+            # Only calls known to be up before the channel list is asked for may be
+            # judged by their absence from it: one answered meanwhile is not in it.
+            were_up = {
+                a for a in self._active if a in self._followed or self.tracker.is_answered(a)
+            }
             reply = await self.ami.send_action({"Action": "CoreShowChannels"})
+            records = (
+                await pbx_results.read_all(self.ami) if self.config.dialing.call_end_context else {}
+            )
         except (AmiError, TimeoutError):
             for attempt_id in candidates:
                 self.tracker.unwatch(attempt_id)
@@ -534,11 +659,15 @@ class Scheduler:
             for m in reply
             if m.get("Event") == "CoreShowChannel"
         }
-        # Answered calls we follow whose channel is gone (Asterisk restarted):
-        # their Hangup will never come.
-        for attempt_id in self._active:
-            if attempt_id not in live:
-                self.tracker.end_if_answered(attempt_id)
+        # Calls we follow whose Hangup we missed (the AMI link dropped): a
+        # record proves the end, whenever it came; without one, a call that
+        # was up before the list was asked for and is not on it was lost with
+        # the PBX (it restarted).
+        for attempt_id in list(self._active):
+            if attempt_id in records:
+                self.tracker.end_with_record(attempt_id, records[attempt_id])
+            elif attempt_id in were_up and attempt_id not in live:
+                self.tracker.end_lost(attempt_id)
         if adopted:
             logger.warning(
                 "taking over %d open attempts of stopped daemons",
@@ -549,48 +678,128 @@ class Scheduler:
                     "attempt_ids": sorted(str(row["id"]) for row in adopted),
                 },
             )
+        settled = [self._settle(attempt, live, records) for attempt in candidates.values()]
         for attempt in candidates.values():
             self._unresolved.pop(attempt.id, None)
-            await self._settle(attempt, live)
+        for settle in settled:
+            await settle()
+        await self._forget_stale_records(records, set(candidates))
 
-    async def _settle(self, attempt: OpenAttempt, live: dict[Any, Any]) -> None:
-        ended = self.tracker.hung_up(attempt.id)
+    def _settle(
+        self, attempt: OpenAttempt, live: dict[Any, Any], records: dict[str, PbxResult]
+    ) -> Callable[[], Awaitable[None]]:
+        """Decide what an open attempt nobody follows is, now; what to write, later.
+
+        The decision takes no await, so every candidate is judged on the same
+        view of Asterisk.
+        """
+        answered = attempt.state == "answered" or live.get(attempt.id) == "Up"
+        record = records.get(attempt.id)
+        if record is not None:
+            # The PBX saw the call end: its record is the whole truth.
+            self.tracker.unwatch(attempt.id)
+            return lambda: self._record_call(pbx_result(record, answered=answered))
+        ended = self.tracker.hung_up(attempt.id, answered=answered)
         if ended is not None:
             self.tracker.unwatch(attempt.id)
-            await self._record_call(ended)
-            return
+            return lambda: self._record_call(ended)
         if attempt.channel == "call" and attempt.id in live:
-            answered = live[attempt.id] == "Up" or attempt.state == "answered"
-            timeout = (
-                self.config.dialing.max_call_s
-                if answered
-                else self.config.dialing.ring_timeout_s + self.config.dialing.result_margin_s
-            )
-            self._spawn(
-                self._follow(attempt, answered, timeout),
-                attempt.id,
-                self.slots.get(attempt.campaign_id),
-            )
-            return
+            slot = self.slots.get(attempt.campaign_id)
+            self._spawn(self._follow(attempt, answered), attempt.id, slot)
+            return _nothing
         self.tracker.unwatch(attempt.id)
+        if attempt.channel == "call" and attempt.state == "created":
+            # Marked sent before every Originate: this one never went out.
+            return lambda: self._put_back(attempt)
         if attempt.state == "answered":
-            await self._record_call(self.tracker.lost_answered(attempt.id))
-        else:
-            await self._record_outcome(
-                attempt.id,
-                Outcome.DANGLING.value,
-                attempt.channel,
-                detail="no result: the call was lost",
-            )
+            return lambda: self._record_call(self.tracker.lost_answered(attempt.id))
+        return lambda: self._record_outcome(
+            attempt.id,
+            Outcome.DANGLING.value,
+            attempt.channel,
+            detail="no result: the PBX has neither the call nor a record of its end",
+        )
 
-    async def _follow(self, attempt: OpenAttempt, answered: bool, timeout: float) -> None:
-        result = await self.tracker.follow(attempt.id, answered=answered, timeout_s=timeout)
+    async def _follow(self, attempt: OpenAttempt, answered: bool) -> None:
+        """Follow a call taken over (or cut off from us) to its end, and record it.
+
+        Bounded by the longest a call may last; a call whose channel disappears
+        without a Hangup is ended by the next reconciliation (its record, or lost).
+        """
+        self._followed.add(attempt.id)
+        try:
+            timeout = self.config.dialing.max_call_s + self.config.dialing.result_margin_s
+            result = await self.tracker.follow(attempt.id, answered=answered, timeout_s=timeout)
+        finally:
+            self._followed.discard(attempt.id)
         if result is None:
             await self._record_outcome(
                 attempt.id, Outcome.DANGLING.value, "call", detail="no result in time"
             )
-        else:
-            await self._record_call(result)
+            return
+        if result.source == "live" and self.config.dialing.call_end_context:
+            # The call began under a daemon that is gone: what our dialplan
+            # reported before we watched it (AMD, IVR, the agent) is in the record.
+            with contextlib.suppress(AmiError, TimeoutError):
+                record = await pbx_results.read(self.ami, attempt.id)
+                if record is not None:
+                    result = pbx_result(record, answered=result.answered_at is not None)
+        await self._record_call(result)
+
+    async def _put_back(self, attempt: OpenAttempt) -> None:
+        """An attempt whose Originate never went out: forgotten, its contact due again."""
+        put_back = await self._with_db(lambda conn: claims.put_back(conn, attempt.id))
+        if put_back:
+            logger.info(
+                "attempt never sent: its contact is due again",
+                extra={
+                    **_ids(attempt.campaign_id, attempt.contact_id, action="reconcile"),
+                    "attempt_id": attempt.id,
+                },
+            )
+
+    async def _warn_missing_pbx_setup(self) -> None:
+        """Once per AMI login: say so if the PBX cannot record our calls' ends."""
+        self._check_pbx_setup = False
+        context = self.config.dialing.call_end_context
+        if not context:
+            logger.warning(
+                "dialing.call_end_context is empty: calls carry no hangup handler, and a "
+                "call whose end no daemon sees (a crash, a restart) closes as dangling",
+                extra={"action": "pbx_results"},
+            )
+            return
+        missing = await pbx_results.missing_setup(self.ami, context)
+        if missing:
+            logger.warning(
+                "the PBX lacks %s: calls whose end no daemon sees close as dangling, and a "
+                "603 Decline cannot be told from a refused trunk on Asterisk before 22.7 "
+                "(see docs/telephony.md, Asterisk set-up)",
+                " and ".join(missing),
+                extra={"action": "pbx_results", "missing": missing},
+            )
+
+    async def _forget_stale_records(self, records: dict[str, PbxResult], handled: set[str]) -> None:
+        """Remove the records of calls already recorded whose removal was missed.
+
+        A record is removed once its attempt has ended in our database (and a
+        minute went by: its own task removes it at once), or has no row there
+        (its campaign was deleted) and ended an hour ago: never the record of a
+        call someone may still need.
+        """
+        stale = [a for a in records if a not in handled and a not in self._active]
+        if not stale:
+            return
+        async with self.pool.acquire() as conn:
+            states = await store.attempt_states(conn, stale[:STALE_RECORDS_PER_PASS])
+        now = datetime.now(UTC)
+        for attempt_id in stale[:STALE_RECORDS_PER_PASS]:
+            state = states.get(attempt_id)
+            ended_at = records[attempt_id].ended_at or now
+            if (state == "ended" and ended_at < now - OWN_RECORD_GRACE) or (
+                state is None and ended_at < now - STALE_RECORD_AGE
+            ):
+                await pbx_results.forget(self.ami, attempt_id)
 
     async def _complete_finished_campaigns(self) -> None:
         async with self.pool.acquire() as conn:
@@ -606,6 +815,7 @@ class Scheduler:
     # --- AMI events --------------------------------------------------------------------
     def _ami_state_changed(self, state: AmiState) -> None:
         if state is AmiState.CONNECTED:
+            self._check_pbx_setup = True
             self._reconcile_needed.set()
 
     def _handle_event(self, event: Event) -> None:
@@ -670,6 +880,10 @@ class Scheduler:
                 await work(conn)
         except TRANSIENT_ERRORS as exc:
             self.outage.down(exc, component="engine")
+
+
+async def _nothing() -> None:
+    return None
 
 
 def call_variables(job: Job, dialplan: Dialplan) -> dict[str, str]:
