@@ -28,6 +28,8 @@ from .common import (
     body_chunks,
     check_text,
     content_coding,
+    note,
+    nothing_changed,
     page,
     paged,
     path_id,
@@ -119,6 +121,7 @@ async def upload_contacts(request: web.Request) -> web.Response:
             )
         except contact_import.CampaignNotFound as exc:  # deleted meanwhile
             raise NotFound(str(exc)) from None
+        note(request, "campaign", campaign_id, after=_import_counts(report))
     return _answer(report)
 
 
@@ -152,6 +155,7 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
                 raise NotFound(str(exc)) from None
             except contact_import.ImportFileError as exc:  # the file cannot be read
                 raise InvalidInput(str(exc), code="invalid_file") from None
+            note(request, "campaign", campaign_id, after=_import_counts(report))
     finally:
         await asyncio.to_thread(spool.close)
     return _answer(report)
@@ -255,14 +259,23 @@ async def update_contact(request: web.Request) -> web.Response:
     contact_id = path_id(request, "contact_id")
     body = await read_json(request, schemas.CONTACT_UPDATE)
     async with transaction(request) as conn:
+        before = await contacts.get(conn, contact_id)
         row = await contacts.update(conn, contact_id, body)
+        note(request, "contact", contact_id, before=contact_json(before), after=contact_json(row))
     return respond(contact_json(row))
 
 
 async def cancel_contact(request: web.Request) -> web.Response:
     contact_id = path_id(request, "contact_id")
     async with transaction(request) as conn:
-        row, _ = await contacts.cancel(conn, contact_id)
+        before = await contacts.get(conn, contact_id)
+        row, changed = await contacts.cancel(conn, contact_id)
+        if changed:
+            note(
+                request, "contact", contact_id, before=contact_json(before), after=contact_json(row)
+            )
+        else:
+            nothing_changed(request)
     return respond(contact_json(row))
 
 
@@ -271,8 +284,16 @@ async def reschedule_contact(request: web.Request) -> web.Response:
     body = await _optional_json(request, schemas.RESCHEDULE)
     at = _when(body.get("at"))
     async with transaction(request) as conn:
+        before = await contacts.get(conn, contact_id)
         row = await contacts.reschedule(conn, contact_id, at=at, step=body.get("step"))
+        note(request, "contact", contact_id, before=contact_json(before), after=contact_json(row))
     return respond(contact_json(row))
+
+
+def _import_counts(report: contact_import.ImportReport) -> dict[str, Any]:
+    """What an import did, for its audit log row (the rows themselves are in its report)."""
+    answer = report.to_dict()
+    return {key: answer[key] for key in answer if key not in ("rejected",)}
 
 
 async def _optional_json(request: web.Request, schema: Mapping[str, Any]) -> Any:

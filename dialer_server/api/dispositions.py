@@ -12,7 +12,16 @@ from aiohttp import web
 
 from ..campaigns import dispositions, status_dictionary
 from ..errors import InvalidInput
-from .common import Operation, check_text, path_id, query_bool, read_json, respond, transaction
+from .common import (
+    Operation,
+    check_text,
+    note,
+    path_id,
+    query_bool,
+    read_json,
+    respond,
+    transaction,
+)
 from .contacts import contact_json
 from .schemas import common as s
 from .schemas import dispositions as schemas
@@ -55,6 +64,7 @@ async def create_entry(request: web.Request) -> web.Response:
     body = await read_json(request, schema)
     async with transaction(request) as conn:
         row = await status_dictionary.create_entry(conn, campaign_id, body)
+        note(request, "disposition_entry", row["id"], after=entry_json(row))
     return respond(entry_json(row), status=201)
 
 
@@ -72,14 +82,24 @@ async def update_entry(request: web.Request) -> web.Response:
     )
     body = await read_json(request, schema)
     async with transaction(request) as conn:
+        before = await status_dictionary.get_entry(conn, campaign_id, _name(request))
         row = await status_dictionary.update_entry(conn, campaign_id, _name(request), body)
+        note(
+            request,
+            "disposition_entry",
+            row["id"],
+            before=entry_json(before),
+            after=entry_json(row),
+        )
     return respond(entry_json(row))
 
 
 async def delete_entry(request: web.Request) -> web.Response:
     campaign_id = _campaign(request)
     async with transaction(request) as conn:
+        before = await status_dictionary.get_entry(conn, campaign_id, _name(request))
         await status_dictionary.delete_entry(conn, campaign_id, _name(request))
+        note(request, "disposition_entry", before["id"], before=entry_json(before))
     return web.Response(status=204)
 
 
@@ -122,6 +142,12 @@ async def set_disposition(request: web.Request) -> web.Response:
             callback_at=callback_at,
             note=body.get("note"),
             now=datetime.now(UTC),
+        )
+        note(
+            request,
+            "attempt",
+            attempt_id,
+            after={"disposition": disposition_json(disposition), "contact": contact_json(contact)},
         )
     return respond(
         {"disposition": disposition_json(disposition), "contact": contact_json(contact)},

@@ -7,6 +7,8 @@ from aiohttp import web
 from ..campaigns import do_not_call
 from .common import (
     Operation,
+    note,
+    nothing_changed,
     page,
     paged,
     path_id,
@@ -39,6 +41,15 @@ async def add_numbers(request: web.Request) -> web.Response:
             reason=body.get("reason"),
             region=body.get("region"),
         )
+        if added:
+            note(
+                request,
+                "dnc" if campaign_id is None else "campaign_dnc",
+                campaign_id,
+                after={"numbers": numbers, "added": added, "reason": body.get("reason")},
+            )
+        else:
+            nothing_changed(request)
     return respond({"numbers": numbers, "added": added})
 
 
@@ -69,6 +80,15 @@ async def remove_number(request: web.Request) -> web.Response:
         e164, removed = await do_not_call.remove(
             conn, number, campaign_id=campaign_id, region=region
         )
+        if removed:
+            note(
+                request,
+                "dnc" if campaign_id is None else "campaign_dnc",
+                campaign_id,
+                before={"number": e164},
+            )
+        else:
+            nothing_changed(request)
     return respond({"number": e164, "removed": removed})
 
 

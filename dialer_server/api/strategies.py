@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..campaigns import operations as campaigns
 from ..engine.strategy import NAME_PATTERN
-from .common import Operation, path_text, read_json, respond, transaction
+from .common import Operation, note, nothing_changed, path_text, read_json, respond, transaction
 from .schemas import common as s
 from .schemas import strategies as schemas
 
@@ -42,6 +42,7 @@ async def create_strategy(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.STRATEGY_DEFINITION)
     async with transaction(request) as conn:
         stored = await campaigns.create_strategy(conn, body)
+        note(request, "strategy", f"{stored['name']}/{stored['version']}", after=body)
     return respond(strategy_json(stored), status=201)
 
 
@@ -70,6 +71,10 @@ async def update_strategy(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.STRATEGY_DEFINITION_UPDATE)
     async with transaction(request) as conn:
         row, created = await campaigns.update_strategy(conn, name, body)
+        if created:
+            note(request, "strategy", f"{row['name']}/{row['version']}", after=body)
+        else:
+            nothing_changed(request)
     return respond(strategy_json(row), status=201 if created else 200)
 
 

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -257,3 +258,42 @@ async def test_the_audit_log_says_who_changed_what_before_and_after(api: Api) ->
     assert [e["action"] for e in older["items"]] == ["updateCampaign", "login"]
     assert (await admin.get("/api/v1/audit", params={"from": "yesterday"})).status == 422
     assert (await sam.get("/api/v1/audit")).status == 200
+
+
+async def test_writes_to_contacts_lists_dictionaries_and_strategies_keep_before_and_after(
+    api: Api,
+) -> None:
+    admin = await session(api, "admin")
+    await admin.new_strategy()
+    campaign = await admin.new_campaign("before-after")
+    await admin.upload(campaign["id"], [{"external_id": "c1", "phone1": "+12025550101"}])
+    contact = await admin.ok(
+        "GET", f"/api/v1/campaigns/{campaign['id']}/contacts/by-external-id/c1"
+    )
+    await admin.ok("PATCH", f"/api/v1/contacts/{contact['id']}", {"param1": "gold"})
+    await admin.ok("POST", f"/api/v1/contacts/{contact['id']}/cancel")
+    await admin.ok("POST", f"/api/v1/contacts/{contact['id']}/cancel")  # nothing to do
+    await admin.ok("POST", "/api/v1/dnc", {"numbers": ["+12025550199"], "reason": "asked"})
+    await admin.ok("DELETE", "/api/v1/dnc/+12025550199")
+    await admin.ok(
+        "PATCH", f"/api/v1/campaigns/{campaign['id']}/dispositions/interested", {"label": "Yes!"}
+    )
+
+    def audit(target_type: str) -> Any:
+        return admin.ok("GET", "/api/v1/audit", params={"target_type": target_type})
+
+    contact_log = (await audit("contact"))["items"]
+    assert [e["action"] for e in contact_log] == ["cancelContact", "updateContact"]
+    cancel, update = contact_log
+    assert (update["before"]["param1"], update["after"]["param1"]) == (None, "gold")
+    assert (cancel["before"]["state"], cancel["after"]["state"]) == ("pending", "cancelled")
+    dnc_log = (await audit("dnc"))["items"]
+    assert [e["action"] for e in dnc_log] == ["removeGlobalDnc", "addGlobalDnc"]
+    assert dnc_log[0]["before"] == {"number": "+12025550199"}
+    assert dnc_log[1]["after"]["numbers"] == ["+12025550199"]
+    (entry,) = (await audit("disposition_entry"))["items"]
+    assert entry["before"]["label"] != "Yes!" and entry["after"]["label"] == "Yes!"
+    (upload,) = (await audit("campaign"))["items"][:1]
+    assert upload["action"] == "uploadContacts" and upload["after"]["inserted"] == 1
+    strategies = (await audit("strategy"))["items"]
+    assert strategies and strategies[-1]["after"]["name"] == "simple"
