@@ -28,7 +28,7 @@ from .config import Config
 from .contacts.drop_folder import DropFolder
 from .db.migrations import migrate
 from .db.outage import Outage
-from .db.pool import create_pool
+from .db.pool import create_pool, warn_if_failover_loses_commits
 from .engine import store
 from .engine.instance import Instance
 from .engine.scheduler import Scheduler
@@ -81,6 +81,7 @@ class Daemon:
         try:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
+                await warn_if_failover_loses_commits(conn, self.config.database.url)
             if applied:
                 logger.info(
                     "database schema updated",

@@ -147,10 +147,14 @@ class Scheduler:
                         next_reconcile = now + self.config.dialing.reconcile_interval_s
                     if ready:
                         await self._tick()
+                    asked_database = ready
                     if now >= next_completion:
                         await self._complete_finished_campaigns()
                         next_completion = now + COMPLETION_CHECK_S
-                    self.outage.back()
+                        asked_database = True
+                    # Only a tick that asked PostgreSQL something may say it is back.
+                    if asked_database:
+                        self.outage.back()
                 except TRANSIENT_ERRORS as exc:
                     self.outage.down(exc, component="engine")
                 except Exception:
@@ -511,7 +515,11 @@ class Scheduler:
         """Settle every open attempt nobody follows, against Asterisk's live channels."""
         assert self.instance.id is not None
         async with self.pool.acquire() as conn:
-            adopted = await store.adopt_orphaned_attempts(conn, self.instance.id)
+            adopted = (
+                await store.adopt_orphaned_attempts(conn, self.instance.id)
+                if self.instance.may_adopt()
+                else []
+            )
             mine = await store.open_attempts_of_instance(conn, self.instance.id)
         candidates = dict(self._unresolved)
         for row in [*adopted, *mine]:

@@ -2,3 +2,7 @@
 
 -- name: register_instance
 INSERT INTO dialer_instances (hostname, pid) VALUES ($1, $2) RETURNING id;
+
+-- name: take_instance_lock
+-- Held by this daemon's own session while it lives: the proof it is alive.
+SELECT pg_advisory_lock($1, $2);
