@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -52,9 +53,14 @@ class Instance:
         # while this daemon holds the lock it took at start.
         self._retaken_at: float | None = None
 
-    async def register(self, pool: Any) -> int:
+    async def register(self, pool: Any, pbxs: Sequence[str] = ()) -> int:
+        """A new instance row naming the PBXs this daemon dials through, and its lock."""
         async with pool.acquire() as conn:
-            self.id = int(await conn.fetchval(query("register_instance"), _hostname(), os.getpid()))
+            self.id = int(
+                await conn.fetchval(
+                    query("register_instance"), _hostname(), os.getpid(), list(pbxs)
+                )
+            )
         await self._lock()
         return self.id
 

@@ -9,7 +9,12 @@ and an attempt whose fate cannot be known closes as dangling, never redialled.
 The scheduler owns the loop (a tick at a fixed cadence, or at once when agents
 free up), each attempt's life from its claim to its recorded result, and
 reconciliation (at start, after every AMI reconnect, and periodically, it takes
-over the open attempts of daemons that died). Like procrastinate's worker, it
+over the open attempts of daemons that died). Calls go to the PBXs of the pool
+(``telephony/pbx_pool.py``): each claim places them on the campaign's PBXs that
+are up, by free capacity (``placement.py``), and each attempt is reconciled
+against the PBX it was placed on and no other; the calls of a PBX that is away
+are settled when it comes back, or without it once ``dialing.result_margin_s``
+has passed (answered if they were, else dangling). Like procrastinate's worker, it
 issues no SQL itself: what a campaign may dial is decided by ``slots.py``
 (limits, windows), ``agent_dialing.py`` (the agent modes) and ``claims.py``; the
 statements live with ``store.py`` and ``results.py``.
@@ -33,7 +38,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..config import Config
@@ -41,13 +46,20 @@ from ..db.outage import TRANSIENT_ERRORS, Outage
 from ..errors import AmiDisconnected, AmiError
 from ..observability.metrics import Metrics
 from ..telephony import queue_members
-from ..telephony.ami import AmiClient, AmiState, Event
+from ..telephony.ami import AmiState, Event
 from ..telephony.originate import CallRequest, CallResult, CallTracker, ring_agent
 from ..telephony.outcomes import Outcome
+from ..telephony.pbx_pool import Pbx, PbxPool
 from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
 from . import claims, results, store
 from .agent_dialing import AgentDialing, Roster
-from .answered_calls import AnsweredCalls, Dialplan, callback_dialplan, dialplan_for
+from .answered_calls import (
+    DEFAULT_QUEUE,
+    AnsweredCalls,
+    Dialplan,
+    callback_dialplan,
+    dialplan_for,
+)
 from .claims import Job
 from .instance import Instance
 from .pacing import capacity
@@ -72,6 +84,10 @@ class OpenAttempt:
     contact_id: int
     channel: str
     state: str
+    # The PBX it was placed on (the pool's first for attempts from before the pool).
+    pbx: str
+    # When it was written, or when this daemon lost sight of it.
+    created_at: datetime
 
 
 class Scheduler:
@@ -79,7 +95,7 @@ class Scheduler:
         self,
         *,
         pool: Any,
-        ami: AmiClient,
+        pbxs: PbxPool,
         tracker: CallTracker,
         sms: SmsProvider,
         config: Config,
@@ -89,7 +105,7 @@ class Scheduler:
         outage: Outage | None = None,
     ) -> None:
         self.pool = pool
-        self.ami = ami
+        self.pbxs = pbxs
         self.tracker = tracker
         self.sms = sms
         self.config = config
@@ -111,18 +127,23 @@ class Scheduler:
         self._active: set[str] = set()
         # Sent calls whose AMI link dropped before their result: reconcile them.
         self._unresolved: dict[str, OpenAttempt] = {}
+        # The PBX of each call this daemon follows, or settles: its metrics, and
+        # which followed calls a PBX's channel list speaks for.
+        self._pbx_of: dict[str, str] = {}
+        # Attempts on a PBX no daemon has are away since this daemon started.
+        self._started = datetime.now(UTC)
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         # Set when agents free up: the loop ticks at once instead of at its cadence.
         self._wake = asyncio.Event()
         if roster is not None:
             roster.on_change.append(self._wake.set)
-        ami.on_state_change(self._ami_state_changed)
-        ami.subscribe(self._handle_event)
+        pbxs.on_state_change(self._pbx_state_changed)
+        pbxs.subscribe(self._handle_event)
         # AMD verdicts and IVR keys reach each call's result before its Hangup.
         answered = AnsweredCalls(tracker)
         answered.on_connected.append(self._agent_connected)
-        ami.subscribe(answered.handle_event)
+        pbxs.subscribe(answered.handle_event)
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -139,7 +160,7 @@ class Scheduler:
                 lag = max(0.0, now - due)
                 self.metrics.tick_lag.observe(lag)
                 self.metrics.last_tick.set(time.time())
-                ready = self.ami.connected and self.instance.locked.is_set()
+                ready = self.pbxs.any_up and self.instance.locked.is_set()
                 try:
                     if ready and (self._reconcile_needed.is_set() or now >= next_reconcile):
                         self._reconcile_needed.clear()
@@ -237,15 +258,29 @@ class Scheduler:
                 wanted = min(wanted, for_agents.get(slot.id, 0))
             if wanted <= 0:
                 continue
-            for job in await self._claim(slot, wanted):
+            for job in await self._claim(slot, wanted, self._usable(slot)):
                 if slot.agents is not None and job.channel == "call":
                     slot.agents.calls.add(job.attempt_id)
-                self._spawn(self._run_job(slot, job), job.attempt_id, slot)
+                self._spawn(self._run_job(slot, job), job.attempt_id, slot, pbx=job.pbx)
         self.agents.gauges()
         self.slots.forget_idle({slot.id for slot in slots})
 
-    async def _claim(self, slot: CampaignSlot, limit: int) -> list[Job]:
+    def _usable(self, slot: CampaignSlot) -> list[Pbx]:
+        """The PBXs the campaign's calls may go to now: up, and the campaign's; for an
+        agent campaign, the one its queue lives on."""
+        usable = [p for p in self.pbxs.up if slot.pbxs is None or p.name in slot.pbxs]
+        if slot.agents is not None:
+            home = self.pbxs.queue_home(slot.agents.queue)
+            if home is not None:
+                usable = [p for p in usable if p is home]
+        return usable
+
+    async def _claim(self, slot: CampaignSlot, limit: int, pbxs: list[Pbx]) -> list[Job]:
         assert self.instance.id is not None
+        if not pbxs:
+            return []
+        # Personal callbacks ring agents of this queue: on the PBX it lives on.
+        home = self.pbxs.queue_home(slot.agents.queue if slot.agents else DEFAULT_QUEUE)
         async with self.pool.acquire() as conn:
             claim = await claims.claim(
                 conn,
@@ -255,6 +290,8 @@ class Scheduler:
                 free_agents=lambda: self.agents.callback_agents(slot),
                 strategies=self.strategies,
                 instance_id=self.instance.id,
+                pbxs=[pbx.config for pbx in pbxs],
+                callback_pbx=home.name if home is not None else None,
             )
         # Counted once the transaction has committed.
         for state in claim.closed:
@@ -268,9 +305,12 @@ class Scheduler:
         attempt_id: str | None,
         slot: CampaignSlot | None,
         name: str = "sms-reply",
+        pbx: str | None = None,
     ) -> None:
         if attempt_id is not None:
             self._active.add(attempt_id)
+            if pbx is not None:
+                self._pbx_of[attempt_id] = pbx
         if slot is not None:
             self.slots.call_started(slot)
 
@@ -280,6 +320,8 @@ class Scheduler:
             finally:
                 if attempt_id is not None:
                     self._active.discard(attempt_id)
+                    # Recorded (or never sent): reconciliation sets it again if not.
+                    self._pbx_of.pop(attempt_id, None)
                 if slot is not None:
                     self.slots.call_ended(slot, attempt_id)
 
@@ -315,7 +357,9 @@ class Scheduler:
             # Paused while this call waited for its turn: pause means no new call.
             await self._unclaim(job)
             return
-        trunk = slot.trunk or self.config.dialing.trunk
+        pbx = self.pbxs.get(job.pbx)
+        assert pbx is not None, "the claim places every call on a PBX of the pool"
+        trunk = slot.trunk or pbx.config.trunk
         sent_at: float | None = None
         answered_at: float | None = None
 
@@ -323,6 +367,7 @@ class Scheduler:
             nonlocal sent_at
             sent_at = time.monotonic()
             self.metrics.call_originated(job.campaign_id, trunk)
+            self.metrics.pbx_call_placed(pbx.name)
             logger.debug(
                 "call sent",
                 extra={
@@ -344,7 +389,7 @@ class Scheduler:
             dialplan = callback_dialplan(dialplan, self.config.dialing)
         if job.agent_first:
             assert job.agent is not None
-            agent_channel = await self._ring_agent(job, dialplan)
+            agent_channel = await self._ring_agent(job, dialplan, pbx)
             if agent_channel is None:
                 return  # the agent did not answer: the customer was never dialled
             dialplan = Dialplan(
@@ -368,13 +413,19 @@ class Scheduler:
             result_margin_s=self.config.dialing.result_margin_s,
         )
         try:
-            result = await self.tracker.place_call(self.ami, request, on_sent, on_answered)
+            result = await self.tracker.place_call(pbx.ami, request, on_sent, on_answered)
         except AmiDisconnected:
             if sent_at is None:
                 await self._unclaim(job)
                 return
             self._unresolved[job.attempt_id] = OpenAttempt(
-                job.attempt_id, job.campaign_id, job.contact_id, "call", "sent"
+                job.attempt_id,
+                job.campaign_id,
+                job.contact_id,
+                "call",
+                "sent",
+                pbx.name,
+                datetime.now(UTC),
             )
             self._reconcile_needed.set()
             return
@@ -387,14 +438,15 @@ class Scheduler:
             self.metrics.call_ended(job.campaign_id, time.monotonic() - answered_at)
         await self._record_call(result)
 
-    async def _ring_agent(self, job: Job, dialplan: Dialplan) -> str | None:
+    async def _ring_agent(self, job: Job, dialplan: Dialplan, pbx: Pbx) -> str | None:
         """Agent-first preview: the agent's channel once they answered, else None
-        (the attempt is then forgotten: no customer call was placed)."""
+        (the attempt is then forgotten: no customer call was placed). The agent is
+        rung on the PBX the customer's call goes to: that of the agents' queue."""
         assert job.agent is not None
         dialing = self.config.dialing
         try:
             channel = await ring_agent(
-                self.ami,
+                pbx.ami,
                 attempt_id=job.attempt_id,
                 agent=job.agent,
                 context=dialing.preview_agent_context,
@@ -420,9 +472,13 @@ class Scheduler:
 
     def _agent_connected(self, attempt_id: str, agent: str) -> None:
         """An agent took a call we follow: note it and write attempt.connected (a task)."""
-        self._spawn(self._connected(attempt_id, agent), None, None, name=f"connected-{attempt_id}")
+        # The agent took it on the call's PBX: a wrap-up pause is asked of that one.
+        pbx = self.pbxs.get(self._pbx_of.get(attempt_id)) or self.pbxs.for_agent(agent)
+        self._spawn(
+            self._connected(attempt_id, agent, pbx), None, None, name=f"connected-{attempt_id}"
+        )
 
-    async def _connected(self, attempt_id: str, agent: str) -> None:
+    async def _connected(self, attempt_id: str, agent: str, pbx: Pbx | None) -> None:
         at = datetime.now(UTC)
         desk_user = await self._with_db(
             lambda conn: store.attempt_connected(conn, attempt_id, agent, at)
@@ -431,7 +487,9 @@ class Scheduler:
             return
         # No next call for a desk agent until they set this call's disposition.
         try:
-            await queue_members.pause(self.ami, agent, True, queue_members.WRAPUP_REASON)
+            if pbx is None:
+                raise AmiDisconnected("no PBX of the pool is connected")
+            await queue_members.pause(pbx.ami, agent, True, queue_members.WRAPUP_REASON)
         except (AmiError, TimeoutError) as exc:
             logger.warning(
                 "wrap-up pause of %s failed: %s",
@@ -477,7 +535,7 @@ class Scheduler:
         recorded = await self._with_db(
             lambda conn: results.record_call(conn, result, self.strategies)
         )
-        self._after_record(recorded, "call")
+        self._after_record(recorded, "call", self._pbx_of.pop(result.attempt_id, None))
 
     async def _record_outcome(
         self, attempt_id: str, outcome: str, channel: str, detail: str | None
@@ -487,12 +545,16 @@ class Scheduler:
                 conn, attempt_id, outcome, self.strategies, detail=detail
             )
         )
-        self._after_record(recorded, channel)
+        self._after_record(recorded, channel, self._pbx_of.pop(attempt_id, None))
 
-    def _after_record(self, recorded: results.Recorded | None, channel: str) -> None:
+    def _after_record(
+        self, recorded: results.Recorded | None, channel: str, pbx: str | None
+    ) -> None:
         if recorded is None:
             return
         self.metrics.attempt_closed(recorded.campaign_id, channel, recorded.outcome)
+        if pbx is not None and channel == "call":
+            self.metrics.pbx_call_closed(pbx, recorded.outcome)
         if recorded.outcome == Outcome.ABANDONED:
             self.metrics.call_abandoned(recorded.campaign_id)
         if isinstance(recorded.decision, Close):
@@ -512,11 +574,16 @@ class Scheduler:
 
     # --- reconciliation ----------------------------------------------------------------
     async def _reconcile(self) -> None:
-        """Settle every open attempt nobody follows, against Asterisk's live channels."""
+        """Settle every open attempt nobody follows, each against the PBX it was placed on.
+
+        A PBX that is up is asked for its live channels (``_reconcile_on``); the
+        attempts of one that is away, or that no daemon has, wait for it or for
+        the margin (``_settle_away``).
+        """
         assert self.instance.id is not None
         async with self.pool.acquire() as conn:
             adopted = (
-                await store.adopt_orphaned_attempts(conn, self.instance.id)
+                await store.adopt_orphaned_attempts(conn, self.instance.id, self.pbxs.names)
                 if self.instance.may_adopt()
                 else []
             )
@@ -526,27 +593,15 @@ class Scheduler:
             attempt_id = str(row["id"])
             if attempt_id not in self._active:
                 candidates[attempt_id] = OpenAttempt(
-                    attempt_id, row["campaign_id"], row["contact_id"], row["channel"], row["state"]
+                    attempt_id,
+                    row["campaign_id"],
+                    row["contact_id"],
+                    row["channel"],
+                    row["state"],
+                    # Calls from before the pool: the one PBX of that time is our first.
+                    row["pbx"] or self.pbxs.first.name,
+                    row["created_at"],
                 )
-        for attempt_id in candidates:
-            self.tracker.watch(attempt_id)
-        try:
-            reply = await self.ami.send_action({"Action": "CoreShowChannels"})
-        except (AmiError, TimeoutError):
-            for attempt_id in candidates:
-                self.tracker.unwatch(attempt_id)
-            self._reconcile_needed.set()
-            return
-        live = {
-            m.get("Uniqueid"): m.get("ChannelStateDesc")
-            for m in reply
-            if m.get("Event") == "CoreShowChannel"
-        }
-        # Answered calls we follow whose channel is gone (Asterisk restarted):
-        # their Hangup will never come.
-        for attempt_id in self._active:
-            if attempt_id not in live:
-                self.tracker.end_if_answered(attempt_id)
         if adopted:
             logger.warning(
                 "taking over %d open attempts of stopped daemons",
@@ -557,9 +612,77 @@ class Scheduler:
                     "attempt_ids": sorted(str(row["id"]) for row in adopted),
                 },
             )
+        by_pbx: dict[str, dict[str, OpenAttempt]] = {}
+        for attempt in candidates.values():
+            self._pbx_of.setdefault(attempt.id, attempt.pbx)
+            by_pbx.setdefault(attempt.pbx, {})[attempt.id] = attempt
+        for pbx in self.pbxs:
+            attempts = by_pbx.pop(pbx.name, {})
+            if pbx.up:
+                await self._reconcile_on(pbx, attempts)
+            else:
+                await self._settle_away(pbx.name, pbx.down_since, attempts)
+        # Adopted because no live daemon has their PBX: nobody can ask it.
+        for name, attempts in by_pbx.items():
+            await self._settle_away(name, self._started, attempts)
+
+    async def _reconcile_on(self, pbx: Pbx, candidates: dict[str, OpenAttempt]) -> None:
+        """Settle the candidates placed on ``pbx`` against its live channels."""
+        for attempt_id in candidates:
+            self.tracker.watch(attempt_id)
+        try:
+            reply = await pbx.ami.send_action({"Action": "CoreShowChannels"})
+        except (AmiError, TimeoutError):
+            for attempt_id in candidates:
+                self.tracker.unwatch(attempt_id)
+            self._reconcile_needed.set()
+            return
+        live = {
+            m.get("Uniqueid"): m.get("ChannelStateDesc")
+            for m in reply
+            if m.get("Event") == "CoreShowChannel"
+        }
+        # Answered calls we follow on this PBX whose channel is gone (Asterisk
+        # restarted): their Hangup will never come.
+        for attempt_id in self._active:
+            if self._pbx_of.get(attempt_id) == pbx.name and attempt_id not in live:
+                self.tracker.end_if_answered(attempt_id)
         for attempt in candidates.values():
             self._unresolved.pop(attempt.id, None)
             await self._settle(attempt, live)
+
+    async def _settle_away(
+        self, pbx: str, down_since: datetime, candidates: dict[str, OpenAttempt]
+    ) -> None:
+        """The calls of a PBX no one can ask now: settled once the margin has passed.
+
+        The margin (``dialing.result_margin_s``) runs from when the PBX went away,
+        and for a call not answered from the end of its ring time, whichever is
+        later: a PBX back before then is asked (``_reconcile_on``). Past it, an
+        answered call is recorded answered, the others dangling.
+        """
+        now = datetime.now(UTC)
+        margin = timedelta(seconds=self.config.dialing.result_margin_s)
+        ring = timedelta(seconds=self.config.dialing.ring_timeout_s)
+        if now >= down_since + margin:
+            for attempt_id in self._active:
+                if self._pbx_of.get(attempt_id) == pbx:
+                    self.tracker.end_if_answered(attempt_id)
+        for attempt in candidates.values():
+            answered = attempt.state == "answered"
+            rung_out = attempt.created_at if answered else attempt.created_at + ring
+            if now < max(down_since, rung_out) + margin:
+                continue  # found again at the next reconciliation
+            self._unresolved.pop(attempt.id, None)
+            if answered:
+                await self._record_call(self.tracker.lost_answered(attempt.id))
+            else:
+                await self._record_outcome(
+                    attempt.id,
+                    Outcome.DANGLING.value,
+                    attempt.channel,
+                    detail=f"no result: PBX {pbx} was away",
+                )
 
     async def _settle(self, attempt: OpenAttempt, live: dict[Any, Any]) -> None:
         ended = self.tracker.hung_up(attempt.id)
@@ -578,6 +701,7 @@ class Scheduler:
                 self._follow(attempt, answered, timeout),
                 attempt.id,
                 self.slots.get(attempt.campaign_id),
+                pbx=attempt.pbx,
             )
             return
         self.tracker.unwatch(attempt.id)
@@ -612,7 +736,7 @@ class Scheduler:
                     )
 
     # --- AMI events --------------------------------------------------------------------
-    def _ami_state_changed(self, state: AmiState) -> None:
+    def _pbx_state_changed(self, pbx: Pbx, state: AmiState) -> None:
         if state is AmiState.CONNECTED:
             self._reconcile_needed.set()
 
