@@ -155,8 +155,16 @@ def _state_listener(
 
 
 def _down_since_follower(pbx: Pbx) -> Callable[[AmiState], None]:
+    # Only the loss of a logged-in connection starts an outage: the failed
+    # reconnects that follow (connecting, disconnected again) do not restart it.
+    up = False
+
     def follow(state: AmiState) -> None:
-        if state is AmiState.DISCONNECTED:
+        nonlocal up
+        if state is AmiState.CONNECTED:
+            up = True
+        elif up:
+            up = False
             pbx.down_since = datetime.now(UTC)
 
     return follow

@@ -1,0 +1,391 @@
+"""A pool of PBXs: two real Asterisk servers, each with its own sipp far end.
+
+The stack's PBX 2 (``scripts/stack pbx-start 2``) runs beside its own for this
+module. What each far end saw is read from its own trace (sipp -trace_shortmsg,
+tests/support/far_end_calls.py), apart from our database: how many calls reached
+each PBX, how many were up at once on it, and how often each number was dialled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from dialer_server.config import Config
+
+from ..support.campaign_setup import (
+    add_campaign,
+    engine_config,
+    running_daemon,
+    wait_campaign_state,
+)
+from ..support.daemon_process import DaemonProcess
+from ..support.far_end_calls import FarEndCall, dials_per_number, most_at_once, settled_calls
+from ..support.observed_campaigns import sample, scrape
+from ..support.pbx_pool_stack import StackPbx, pool_config, start_pool_daemon
+from ..support.sipp_agents import QUEUE, AgentPorts, SippAgents, TalkTime
+
+pytestmark = pytest.mark.stack
+
+ONE_TRY = {
+    "name": "pool-one-try",
+    "version": 1,
+    "description": "one call per contact",
+    "caps": {"per_contact": 1},
+    "on": {"busy": {"action": "next"}, "no_answer": {"action": "next"}},
+    "attempts": [{"phone": 1, "ring_timeout_s": 15}],
+}
+
+
+@pytest.fixture(scope="module")
+def second_pbx(stack: Any) -> Iterator[None]:
+    """The stack's PBX 2 (Asterisk and its far end), for this module's tests."""
+    stack.run("pbx-start", "2")
+    yield
+    stack.run("pbx-stop", "2")
+
+
+def numbers(count: int, suffixes: tuple[str, ...]) -> list[str]:
+    """Numbers of this run only (a random area), the far end's behaviour by suffix."""
+    area = random.randrange(300, 900)
+    return [f"1{area}{i:04d}{suffixes[i % len(suffixes)]}" for i in range(count)]
+
+
+async def fetch(url: str, sql: str, *args: Any) -> list[Any]:
+    conn = await asyncpg.connect(url)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def far_end_calls(
+    stack: Any, pbxs: tuple[StackPbx, ...], since: float, dialled: list[str]
+) -> dict[str, list[FarEndCall]]:
+    return {
+        pbx.name: await settled_calls(pbx.far_end(stack), since=since, numbers=dialled)
+        for pbx in pbxs
+    }
+
+
+def close_all(daemons: list[DaemonProcess]) -> None:
+    for daemon in daemons:
+        daemon.close()
+
+
+# --- placement: two daemons, two PBXs -----------------------------------------------------
+
+# The acceptance's run: about 80 s of the stack's 2 cores.
+SPREAD_CONTACTS = 2000
+PBX1 = StackPbx(1, max_channels=24)
+PBX2 = StackPbx(2, max_channels=12)
+
+
+async def test_two_daemons_spread_calls_over_two_pbxs_by_their_limits(
+    stack: Any, second_pbx: None, database_url: str, tmp_path: Path
+) -> None:
+    started = time.time()
+    # Answer and hold 1 s: the PBXs stay full while contacts are due.
+    dialled = numbers(SPREAD_CONTACTS, ("201",))
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "spread",
+            ONE_TRY,
+            [[n] for n in dialled],
+            # Above the PBXs' 36 lines: their limits decide.
+            max_concurrent_calls=100,
+            max_calls_per_second=100,
+        )
+    finally:
+        await conn.close()
+    pool = (PBX1, PBX2)
+    daemons: list[DaemonProcess] = []
+    try:
+        for name in ("first", "second"):
+            daemons.append(start_pool_daemon(stack, database_url, tmp_path / f"{name}.log", pool))
+        await wait_campaign_state(
+            database_url,
+            campaign_id,
+            "completed",
+            timeout=300,
+            alive=lambda: all(d.alive() for d in daemons),
+        )
+        metrics = [scrape(d) for d in daemons]
+    finally:
+        close_all(daemons)
+
+    seen = await far_end_calls(stack, pool, started, dialled)
+    # Every contact dialled, once, on one PBX or the other.
+    dials = dials_per_number(seen[PBX1.name] + seen[PBX2.name])
+    assert sorted(dials) == sorted(dialled)
+    assert set(dials.values()) == {1}
+    # No PBX over its limit at any moment, and each limit was reached: it held.
+    for pbx in pool:
+        assert most_at_once(seen[pbx.name]) <= pbx.max_channels, pbx
+        assert most_at_once(seen[pbx.name]) >= pbx.max_channels - 2, pbx
+    # The calls landed in proportion to the limits (2 to 1).
+    share = len(seen[PBX1.name]) / SPREAD_CONTACTS
+    print(
+        f"PBX1 {len(seen[PBX1.name])} calls, at most {most_at_once(seen[PBX1.name])} at once; "
+        f"PBX2 {len(seen[PBX2.name])}, at most {most_at_once(seen[PBX2.name])}; "
+        f"{time.time() - started:.0f} s"
+    )
+    assert 0.62 <= share <= 0.71, share
+
+    rows = await fetch(
+        database_url,
+        """SELECT a.pbx, a.instance_id, a.outcome, c.closed_at IS NOT NULL AS closed
+           FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE a.campaign_id = $1""",
+        campaign_id,
+    )
+    # The database agrees with the far ends, and both daemons dialled.
+    assert Counter(r["pbx"] for r in rows) == {p: len(c) for p, c in seen.items()}
+    assert {r["outcome"] for r in rows} == {"answered"}
+    assert all(r["closed"] for r in rows)
+    assert len({r["instance_id"] for r in rows}) == 2
+    # Each daemon's per-PBX metrics: its placed calls and outcomes add up to the far ends'.
+    for pbx in pool:
+        placed = [sample(m, "dialer_pbx_calls_placed_total", pbx=pbx.name) for m in metrics]
+        answered = [
+            sample(m, "dialer_pbx_call_outcomes_total", pbx=pbx.name, outcome="answered")
+            for m in metrics
+        ]
+        assert sum(v or 0 for v in placed) == len(seen[pbx.name])
+        assert sum(v or 0 for v in answered) == len(seen[pbx.name])
+        for m in metrics:
+            assert sample(m, "dialer_pbx_up", pbx=pbx.name) == 1
+            assert sample(m, "dialer_pbx_channels_limit", pbx=pbx.name) == pbx.max_channels
+
+
+# --- a PBX going away ---------------------------------------------------------------------
+
+AWAY_CONTACTS = 80
+# Answer and talk 5 or 10 s; ring out (15 s, unanswered).
+AWAY_BEHAVIOURS = ("205", "210", "180")
+AWAY_MARGIN_S = 8
+
+
+async def test_a_killed_asterisk_s_calls_are_settled_and_the_campaign_goes_on_without_it(
+    stack: Any, second_pbx: None, database_url: str, tmp_path: Path
+) -> None:
+    started = time.time()
+    dialled = numbers(AWAY_CONTACTS, AWAY_BEHAVIOURS)
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "away",
+            ONE_TRY,
+            [[n] for n in dialled],
+            max_concurrent_calls=40,
+            max_calls_per_second=20,
+        )
+    finally:
+        await conn.close()
+    pool = (StackPbx(1, max_channels=10), StackPbx(2, max_channels=10))
+    env = {
+        "DIALER_DIALING_RING_TIMEOUT_S": "15",
+        "DIALER_DIALING_RESULT_MARGIN_S": str(AWAY_MARGIN_S),
+    }
+    daemon = start_pool_daemon(stack, database_url, tmp_path / "daemon.log", pool, **env)
+    try:
+        # PBX 2 has calls ringing and calls talking: kill -9 its Asterisk.
+        async with asyncio.timeout(60):
+            while True:
+                in_flight = await fetch(
+                    database_url,
+                    """SELECT id, state, contact_id FROM attempts
+                       WHERE campaign_id = $1 AND pbx = 'pbx2' AND state <> 'ended'""",
+                    campaign_id,
+                )
+                states = Counter(r["state"] for r in in_flight)
+                if states["answered"] >= 3 and states["sent"] >= 2:
+                    break
+                await asyncio.sleep(0.1)
+        stack.run("asterisk-kill", "2")
+        killed_at = time.time()
+        # Its calls are settled without it once the margin has passed...
+        async with asyncio.timeout(60):
+            while await fetch(
+                database_url,
+                "SELECT id FROM attempts WHERE pbx = 'pbx2' AND state <> 'ended'",
+            ):
+                await asyncio.sleep(0.2)
+        settled_at = time.time()
+        # ...while PBX 1 carries on; back, PBX 2 takes calls again.
+        stack.run("asterisk-start", "2")
+        back_at = time.time()
+        await wait_campaign_state(
+            database_url, campaign_id, "completed", timeout=180, alive=daemon.alive
+        )
+        metrics = scrape(daemon)
+    finally:
+        daemon.close()
+
+    rows = {
+        str(r["id"]): r
+        for r in await fetch(
+            database_url,
+            """SELECT a.id, a.pbx, a.outcome, a.contact_id, a.created_at, a.detail,
+                      c.closed_at IS NOT NULL AS closed
+               FROM attempts a JOIN contacts c ON c.id = a.contact_id
+               WHERE a.campaign_id = $1""",
+            campaign_id,
+        )
+    }
+    assert settled_at - killed_at >= AWAY_MARGIN_S - 1
+    for attempt in in_flight:
+        row = rows[str(attempt["id"])]
+        # Answered if they were; the others dangling (a call answered or ended just
+        # before the kill may be answered).
+        if attempt["state"] == "answered":
+            assert row["outcome"] == "answered", dict(row)
+        else:
+            assert row["outcome"] in ("dangling", "answered"), dict(row)
+    assert any(rows[str(a["id"])]["outcome"] == "dangling" for a in in_flight)
+    # None redialled: one attempt per contact, every contact closed.
+    assert Counter(r["contact_id"] for r in rows.values()).most_common(1)[0][1] == 1
+    assert all(r["closed"] for r in rows.values())
+    # PBX 1 took calls while PBX 2 was away, and PBX 2 took calls again once back.
+    assert any(
+        r["pbx"] == "pbx1" and killed_at < r["created_at"].timestamp() for r in rows.values()
+    )
+    assert any(r["pbx"] == "pbx2" and r["created_at"].timestamp() > back_at for r in rows.values())
+    # The far ends agree: every number reached one of them at most once.
+    seen = await far_end_calls(stack, pool, started, dialled)
+    assert max(dials_per_number(seen["pbx1"] + seen["pbx2"]).values()) == 1
+    assert any(c.started > back_at for c in seen["pbx2"])
+    assert sample(metrics, "dialer_pbx_up", pbx="pbx2") == 1
+    assert (
+        sample(metrics, "dialer_pbx_call_outcomes_total", pbx="pbx2", outcome="dangling") or 0
+    ) >= 1
+
+
+# --- takeover: a dead daemon's calls on the other daemon's PBX ---------------------------
+
+
+async def test_a_dead_daemon_s_calls_are_settled_against_the_pbx_they_are_on(
+    stack: Any, second_pbx: None, database_url: str, tmp_path: Path
+) -> None:
+    started = time.time()
+    # Answer and talk 10 s: the calls outlive the daemon that placed them.
+    dialled = numbers(8, ("210",))
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn, "takeover", ONE_TRY, [[n] for n in dialled], max_concurrent_calls=8
+        )
+    finally:
+        await conn.close()
+    # The victim dials through PBX 2 only: every call of the campaign is there.
+    victim = start_pool_daemon(stack, database_url, tmp_path / "victim.log", (StackPbx(2),))
+    daemons = [victim]
+    try:
+        (victim_id,) = [e["instance_id"] for e in victim.logs() if e.get("action") == "start"]
+        async with asyncio.timeout(30):
+            while len(
+                await fetch(
+                    database_url,
+                    """SELECT id FROM attempts WHERE campaign_id = $1
+                           AND instance_id = $2 AND state = 'answered'""",
+                    campaign_id,
+                    victim_id,
+                )
+            ) < len(dialled):
+                await asyncio.sleep(0.1)
+        # The survivor dials through PBX 1 first, and PBX 2.
+        survivor = start_pool_daemon(
+            stack, database_url, tmp_path / "survivor.log", (StackPbx(1), StackPbx(2))
+        )
+        daemons.append(survivor)
+        victim.proc.kill()  # SIGKILL: no cleanup of any kind
+        victim.proc.wait()
+        killed_at = time.time()
+        await wait_campaign_state(
+            database_url, campaign_id, "completed", timeout=90, alive=survivor.alive
+        )
+    finally:
+        close_all(daemons)
+
+    rows = await fetch(
+        database_url,
+        """SELECT outcome, hangup_cause, ended_at, pbx, instance_id FROM attempts
+           WHERE campaign_id = $1""",
+        campaign_id,
+    )
+    (survivor_id,) = [e["instance_id"] for e in survivor.logs() if e.get("action") == "start"]
+    # Every call was the victim's, taken over by the survivor, and followed on PBX 2
+    # to its real end: answered, hung up normally by the far end after its 10 s,
+    # after the daemon that placed it died.
+    assert len(rows) == len(dialled)
+    for row in rows:
+        assert row["instance_id"] == survivor_id
+        assert row["pbx"] == "pbx2"
+        assert (row["outcome"], row["hangup_cause"]) == ("answered", 16), dict(row)
+        assert row["ended_at"].timestamp() > killed_at
+    assert any("taking over" in e.get("msg", "") for e in survivor.logs())
+    seen = await far_end_calls(stack, (StackPbx(1), StackPbx(2)), started, dialled)
+    assert seen["pbx1"] == []
+    assert sorted(dials_per_number(seen["pbx2"]).values()) == [1] * len(dialled)
+
+
+# --- agent campaigns: calls on the PBX where the agents are -----------------------------
+
+
+async def test_an_agent_campaign_places_its_calls_on_the_pbx_its_queue_lives_on(
+    stack: Any, second_pbx: None, config: Config, database_url: str
+) -> None:
+    started = time.time()
+    # The far end answers and would stay 60 s: the agent (talking 1 s) ends each call.
+    dialled = numbers(6, ("260",))
+    pool = (StackPbx(1), StackPbx(2))
+    # The agents' phones register with PBX 2 (the second of the pool).
+    ports = AgentPorts(
+        asterisk_sip=int(stack.env["PBX2_SIP_PORT"]),
+        uas=int(stack.env["PBX2_SIPP_PORT"]) + 5,
+        uas_control=int(stack.env["PBX2_SIPP_PORT"]) + 6,
+        register=int(stack.env["PBX2_SIPP_PORT"]) + 7,
+        register_control=int(stack.env["PBX2_SIPP_PORT"]) + 8,
+        media=int(stack.env["PBX2_SIPP_MEDIA_PORT"]) + 100,
+    )
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn, "agents", ONE_TRY, [[n] for n in dialled], mode="progressive", start=False
+        )
+        async with SippAgents(talk=TalkTime(min_s=1.0), ports=ports) as agents:
+            await agents.register(2)
+            async with running_daemon(engine_config(pool_config(config, stack, *pool))) as daemon:
+                async with asyncio.timeout(15):
+                    while len(daemon.roster.free_agents(QUEUE)) != 2:
+                        await asyncio.sleep(0.05)
+                # The queue is on both PBXs (the shipped config): it lives where its
+                # agents are logged in.
+                home = daemon.pbxs.queue_home(QUEUE)
+                assert home is not None and home.name == "pbx2"
+                await conn.execute(
+                    "UPDATE campaigns SET state = 'running' WHERE id = $1", campaign_id
+                )
+                await wait_campaign_state(database_url, campaign_id, "completed", timeout=90)
+        rows = await conn.fetch(
+            "SELECT pbx, outcome, agent FROM attempts WHERE campaign_id = $1", campaign_id
+        )
+    finally:
+        await conn.close()
+    assert len(rows) == len(dialled)
+    for row in rows:
+        assert row["pbx"] == "pbx2", dict(row)
+        assert row["outcome"] == "answered" and row["agent"] in ("agent01", "agent02"), dict(row)
+    seen = await far_end_calls(stack, pool, started, dialled)
+    assert seen["pbx1"] == []
+    assert sorted(dials_per_number(seen["pbx2"]).values()) == [1] * len(dialled)
