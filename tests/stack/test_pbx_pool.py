@@ -214,6 +214,17 @@ async def test_a_killed_asterisk_s_calls_are_settled_and_the_campaign_goes_on_wi
                 await asyncio.sleep(0.1)
         stack.run("asterisk-kill", "2")
         killed_at = time.time()
+        # Still ready to dial (PBX 1 is up), and saying which PBX is down.
+        async with asyncio.timeout(10):
+            while sample(scrape(daemon), "dialer_pbx_up", pbx="pbx2") != 0:
+                await asyncio.sleep(0.1)
+        status, body = daemon.ready()
+        assert status == 200, body
+        assert body["checks"]["ami"]["ok"] is True
+        assert body["checks"]["ami"]["pbxs"]["pbx1"]["ok"] is True
+        assert body["checks"]["ami"]["pbxs"]["pbx2"]["ok"] is False
+        # dialer_ami_up says "every PBX": one is down.
+        assert sample(scrape(daemon), "dialer_ami_up") == 0
         # Its calls are settled without it once the margin has passed...
         async with asyncio.timeout(60):
             while await fetch(
