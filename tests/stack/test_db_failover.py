@@ -7,10 +7,10 @@ standby (``scripts/stack replica-start``; the test database commits with
 no checkpoint, every session cut) and the replica promoted (``replica-promote``).
 
 What must hold: the daemons wait, reconnect to the new primary and carry on, each of
-their own sessions included (the pool, the instance locks, the webhooks' LISTEN); every
-result committed before the failover is there, with its outcome; after the run no
-attempt lacks an outcome, every contact is closed, and the far end (sipp's own trace)
-saw no number dialled twice.
+their own sessions included (the pool, the instance locks, the pacing lock, the webhooks'
+LISTEN); every result committed before the failover is there, with its outcome; after
+the run no attempt lacks an outcome, every contact is closed, and the far end (sipp's
+own trace) saw no number dialled twice.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ async def test_promoting_the_replica_mid_campaign_loses_nothing_committed(
             max_concurrent_calls=24,
             max_calls_per_second=20,
         )
+        # A progressive campaign with no agent logged in: it places no call, but a
+        # daemon holds the pacing lock of its queue all along (engine/pacing_locks.py).
+        await add_campaign(
+            conn, "failover-agents", ONE_TRY, [[f"1{area}9999201"]], mode="progressive"
+        )
     finally:
         await conn.close()
     crm = Crm()
@@ -154,6 +159,14 @@ async def test_promoting_the_replica_mid_campaign_loses_nothing_committed(
                WHERE locktype = 'advisory' AND granted AND classid = 1684""",
         )
         assert sorted(r[0] for r in locks) == sorted(instance_ids)
+        # And one of them paces the queue again, on the new primary.
+        async with asyncio.timeout(10):
+            while not await _fetch(
+                replicated_url,
+                """SELECT 1 FROM pg_locks
+                   WHERE locktype = 'advisory' AND granted AND classid = 1685""",
+            ):
+                await asyncio.sleep(0.2)
         assert all(d.alive() for d in daemons)
     finally:
         for daemon in daemons:
