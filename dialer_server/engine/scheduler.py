@@ -54,7 +54,6 @@ from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
 from . import claims, results, store
 from .agent_dialing import AgentDialing, Roster
 from .answered_calls import (
-    DEFAULT_QUEUE,
     AnsweredCalls,
     Dialplan,
     callback_dialplan,
@@ -266,11 +265,12 @@ class Scheduler:
         self.slots.forget_idle({slot.id for slot in slots})
 
     def _usable(self, slot: CampaignSlot) -> list[Pbx]:
-        """The PBXs the campaign's calls may go to now: up, and the campaign's; for an
-        agent campaign, the one its queue lives on."""
+        """The PBXs the campaign's calls may go to now: up, and the campaign's; for a
+        campaign whose calls go to agents (agent modes, preview), the one their queue
+        lives on."""
         usable = [p for p in self.pbxs.up if slot.pbxs is None or p.name in slot.pbxs]
-        if slot.agents is not None:
-            home = self.pbxs.queue_home(slot.agents.queue)
+        if slot.to_agents:
+            home = self.pbxs.queue_home(slot.agents_queue)
             if home is not None:
                 usable = [p for p in usable if p is home]
         return usable
@@ -280,7 +280,7 @@ class Scheduler:
         if not pbxs:
             return []
         # Personal callbacks ring agents of this queue: on the PBX it lives on.
-        home = self.pbxs.queue_home(slot.agents.queue if slot.agents else DEFAULT_QUEUE)
+        home = self.pbxs.queue_home(slot.agents_queue)
         async with self.pool.acquire() as conn:
             claim = await claims.claim(
                 conn,

@@ -81,6 +81,19 @@ class CampaignSlot:
     # The PBXs its calls may go to, by name; None: every PBX of the pool.
     pbxs: frozenset[str] | None = None
 
+    @property
+    def to_agents(self) -> bool:
+        """Whether every call of the campaign goes to an agent (agent modes, preview)."""
+        return self.agents is not None or self.mode == "preview"
+
+    @property
+    def agents_queue(self) -> str:
+        """The queue whose agents take its calls to agents: its own in the agent modes
+        and preview, the default queue for the personal callbacks of the others."""
+        if self.agents is not None:
+            return self.agents.queue
+        return self.queue if self.mode == "preview" else DEFAULT_QUEUE
+
 
 class Slots:
     """The slots of the campaigns this daemon dials or still follows calls of."""
