@@ -1,9 +1,11 @@
 """Settings: typed dataclasses read from a TOML file, then the environment.
 
 Precedence: defaults < TOML file < environment. Environment variables are named
-``DIALER_<SECTION>_<KEY>`` (``DIALER_AMI_SECRET``); ``DATABASE_URL`` is honoured
-as well, since that is what most hosting and tooling set. Unknown keys are errors:
-a typo in a config file must not silently fall back to a default.
+``DIALER_<SECTION>_<KEY>`` (``DIALER_AMI_SECRET``), and ``DIALER_PBX_<n>_<KEY>``
+for the n-th ``[[pbx]]`` table of the pool; ``DATABASE_URL`` is honoured as well,
+since that is what most hosting and tooling set. Unknown keys are errors: a typo
+in a config file must not silently fall back to a default. Without ``[[pbx]]``
+the pool is one PBX built from ``[ami]`` and ``dialing.trunk`` (``Config.pool``).
 """
 
 from __future__ import annotations
@@ -325,7 +327,7 @@ class Config:
     )
     # The pool of PBXs, [[pbx]] tables as given (see ``pool``); none: one PBX
     # from [ami] and dialing.trunk.
-    pbx: tuple[PbxConfig, ...] = dataclasses.field(default=(), metadata={"section": "pbx"})
+    pbx: tuple[PbxConfig, ...] = ()
 
     @property
     def pool(self) -> tuple[PbxConfig, ...]:

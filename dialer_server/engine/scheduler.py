@@ -53,12 +53,7 @@ from ..telephony.pbx_pool import Pbx, PbxPool
 from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
 from . import claims, results, store
 from .agent_dialing import AgentDialing, Roster
-from .answered_calls import (
-    AnsweredCalls,
-    Dialplan,
-    callback_dialplan,
-    dialplan_for,
-)
+from .answered_calls import AnsweredCalls, Dialplan, callback_dialplan, dialplan_for
 from .claims import Job
 from .instance import Instance
 from .pacing import capacity

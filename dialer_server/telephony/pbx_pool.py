@@ -9,9 +9,11 @@ events name its attempt (the ChannelId), whatever PBX it is on.
 
 A queue lives on one PBX (``queue_home``): the first of the pool whose roster has
 members of the queue logged in (a phone registered), else the first that has the
-queue at all. ``PoolRoster`` answers the agent pacing's questions about a queue
-from its home's roster, so agent campaigns pace by, and place their calls on, the
-PBX where their agents are.
+queue at all (in a pool of one, that one). ``PoolRoster`` answers the agent pacing's
+and the desk's questions about a queue from its home's roster, so agent campaigns
+pace by, and place their calls on, the PBX where their agents are. An agent is
+acted on (QueueAdd, QueuePause...) through the PBX their phone is logged in to
+(``agent_home``, ``for_agent``).
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ class PbxPool:
 
     def queue_home(self, queue: str) -> Pbx | None:
         """The PBX the queue lives on (see the module's doc); None if no roster knows it."""
+        if len(self._pbxs) == 1:
+            # A pool of one: the queue is there or nowhere, and asked of it either way.
+            return self._pbxs[0]
         listed: Pbx | None = None
         for pbx in self._pbxs:
             if not pbx.roster.ready or queue not in pbx.roster.queues():
