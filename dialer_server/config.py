@@ -144,6 +144,13 @@ class DialingConfig:
     # be recorded (what is left is reconciled at the next start). Keep it above
     # ring_timeout_s, and the service manager's stop timeout above it.
     drain_s: float = 60.0
+    # The hangup handler every call carries ([dialer-call-end]): it records how
+    # the call ended in AstDB, read back when no daemon saw the end. Empty: no
+    # handler, and such calls close as dangling.
+    call_end_context: str = "dialer-call-end"
+    # A campaign pauses itself after this many trunk errors in a row (calls the
+    # carrier refused: SIP 401, 402, 403, 407); 0: never.
+    trunk_error_pause_after: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,6 +362,8 @@ class Config:
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# A dialplan context goes into an Originate Variable: no commas, spaces or backslashes.
+_CONTEXT = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -505,6 +514,13 @@ def _validate(config: Config) -> None:
         raise ConfigError("config key dialing.drain_s must be >= 0")
     if config.dialing.ring_timeout_s < 15:
         raise ConfigError("config key dialing.ring_timeout_s must be at least 15 seconds")
+    if config.dialing.trunk_error_pause_after < 0:
+        raise ConfigError("config key dialing.trunk_error_pause_after must be >= 0 (0: never)")
+    if config.dialing.call_end_context and not _CONTEXT.fullmatch(config.dialing.call_end_context):
+        raise ConfigError(
+            "config key dialing.call_end_context must be a dialplan context name "
+            "(letters, digits, _ . -) or empty"
+        )
     if config.ami.reconnect_min_s <= 0 or config.ami.reconnect_max_s < config.ami.reconnect_min_s:
         raise ConfigError("config keys ami.reconnect_min_s/reconnect_max_s must be 0 < min <= max")
     if not config.database.url.startswith(("postgres://", "postgresql://")):

@@ -43,6 +43,13 @@ STRATEGY: dict[str, Any] = {
         "busy": {"action": "retry", "delay_s": 5},
         "congestion": {"action": "retry", "delay_s": 3},
         "no_answer": {"action": "next"},
+        # A person who pressed decline is not called again today.
+        "rejected": {
+            "action": "close",
+            "state": "not_connected",
+            "status": "declined",
+            "status_detail": "declined_call",
+        },
     },
     "attempts": [
         {"phone": 1, "max_tries": 2, "ring_timeout_s": 15},
@@ -78,6 +85,7 @@ CONTACTS = (
         "congestion until no try is left",
         "retries_completed",
     ),
+    DemoContact("grace", ("+12025550603",), "declines the call (603)", "not_connected"),
     DemoContact("frank", (DO_NOT_CALL,), "on the do-not-call list", "dnc_listed"),
 )
 TIMEOUT_S = 120.0

@@ -7,7 +7,8 @@ same transaction decides what each one is for:
 
 - an attempt row, written *before* its Originate goes out: after any crash the
   database knows a call may exist (the caller dials it once the claim has
-  committed, and never sends it twice);
+  committed, marking it sent first, and never sends it twice; ``put_back``
+  returns an attempt its daemon never sent to the queue);
 - a later plan, when the contact's calling window is closed now;
 - a final state: a number on a do-not-call list, a campaign without a strategy,
   a plan whose phone slot is empty.
@@ -153,9 +154,13 @@ def _placing(placer: Placer, contact: Any, callback_pbx: str | None) -> Callable
 
 
 async def unclaim(conn: Any, job: Job) -> None:
-    """The Originate never left: forget the attempt, the contact is due again."""
+    """The Originate was never written: forget the attempt, the contact is due again.
+
+    Only for the daemon that was about to send it (the attempt may already be
+    marked sent: it is marked just before the Originate).
+    """
     async with conn.transaction():
-        if not await store.delete_unsent_attempt(conn, job.attempt_id):
+        if not await store.delete_unsent_attempt(conn, job.attempt_id, marked_sent=True):
             return
         await results.apply_decision(
             conn,
@@ -168,6 +173,25 @@ def target_agent(contact: Mapping[str, Any]) -> str | None:
     """The one agent a contact is dialled to: its callback's owner, or its preview agent."""
     agent: str | None = contact["callback_agent"] or contact.get("preview_agent")
     return agent
+
+
+async def put_back(conn: Any, attempt_id: str) -> bool:
+    """An attempt left ``created`` (its daemon died before marking it sent): its
+    Originate never went out. Forget it and make its contact due again, on the
+    step it was for. False if it was no longer ``created``.
+    """
+    async with conn.transaction():
+        attempt = await store.get_attempt(conn, attempt_id)
+        if attempt is None or not await store.delete_unsent_attempt(conn, attempt_id):
+            return False
+        await conn.execute(
+            query("put_back_contact"),
+            attempt["contact_id"],
+            attempt["step"],
+            attempt["channel"],
+            attempt["phone_slot"],
+        )
+        return True
 
 
 def one_call_per_agent(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:

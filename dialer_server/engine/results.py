@@ -4,6 +4,12 @@ A result, the strategy's decision and the contact's new state are written in
 one transaction: after a crash either all of it happened or none of it did,
 and an attempt is closed exactly once (a late or repeated report of the same
 attempt changes nothing).
+
+A trunk error (the carrier refused our call) is recorded like any result, and
+in the same transaction the campaign pauses itself when its last N call
+results (``dialing.trunk_error_pause_after``) were all trunk errors: the
+pause, its reason and the ``campaign.trunk_errors`` webhook event commit
+together, once (only a running campaign is paused).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from ..db.queries import queries_of
 from ..telephony.originate import CallResult
+from ..telephony.outcomes import Outcome
 from . import answered_calls, disposition_effects, store
 from .strategy import Close, Decision, Dial, PastAttempt, Strategy, next_action
 
@@ -32,6 +39,8 @@ class Recorded:
     contact_id: int
     outcome: str
     decision: Decision | None
+    # Set when this result paused the campaign (trunk errors): why.
+    paused: str | None = None
 
 
 def phones_of(contact: Any) -> list[str | None]:
@@ -65,11 +74,19 @@ async def history(conn: Any, contact_id: int) -> list[PastAttempt]:
 
 
 async def record_call(
-    conn: Any, result: CallResult, strategy_for: StrategyLookup, now: datetime | None = None
+    conn: Any,
+    result: CallResult,
+    strategy_for: StrategyLookup,
+    now: datetime | None = None,
+    *,
+    trunk_error_pause_after: int = 0,
+    default_trunk: str = "",
 ) -> Recorded | None:
     """Close a call attempt with its result and move its contact on.
 
-    Returns None when the attempt was already closed (nothing changed).
+    Returns None when the attempt was already closed (nothing changed). A trunk
+    error may pause the campaign (module docstring; 0 never does);
+    ``default_trunk`` names the trunk of campaigns that have none of their own.
     """
     async with conn.transaction():
         # The dialplan's report first: ending the attempt fires its attempt.result
@@ -77,7 +94,37 @@ async def record_call(
         await answered_calls.record_report(conn, result)
         if not await store.record_attempt_result(conn, result):
             return None
-        return await _advance(conn, result.attempt_id, result.outcome.value, strategy_for, now)
+        recorded = await _advance(conn, result.attempt_id, result.outcome.value, strategy_for, now)
+        if result.outcome is Outcome.TRUNK_ERROR and trunk_error_pause_after > 0:
+            paused = await _pause_on_trunk_errors(
+                conn, recorded.campaign_id, trunk_error_pause_after, result, default_trunk
+            )
+            recorded = dataclasses.replace(recorded, paused=paused)
+        return recorded
+
+
+async def _pause_on_trunk_errors(
+    conn: Any, campaign_id: int, limit: int, result: CallResult, default_trunk: str
+) -> str | None:
+    """Pause the campaign if its last ``limit`` call results were all trunk errors.
+
+    Returns the reason when this call paused it (at most one result does: only
+    a running campaign is paused).
+    """
+    if not await conn.fetchval(query("last_results_all_trunk_errors"), campaign_id, limit):
+        return None
+    trunk = await conn.fetchval(query("campaign_trunk"), campaign_id) or default_trunk
+    code = f"SIP {result.sip_code}" if result.sip_code is not None else "no SIP status"
+    reason = (
+        f"trunk errors: the carrier refused the last {limit} calls on trunk {trunk} "
+        f"({code}); resume the campaign once the trunk works"
+    )
+    if await conn.fetchval(query("pause_for_trunk_errors"), campaign_id, reason) is None:
+        return None
+    await conn.execute(
+        query("trunk_errors_webhook"), campaign_id, trunk, limit, result.sip_code, reason
+    )
+    return reason
 
 
 async def record_outcome(
@@ -88,12 +135,16 @@ async def record_outcome(
     *,
     detail: str | None = None,
     now: datetime | None = None,
+    source: str | None = None,
 ) -> Recorded | None:
-    """Close an attempt with an outcome that is not a call report (SMS, dangling)."""
+    """Close an attempt with an outcome that is not a call report (SMS, dangling).
+
+    ``source``: how a call's result was learned ("lost" for dangling), None for SMS.
+    """
     now = now or datetime.now(UTC)
     async with conn.transaction():
         closed = await conn.fetchval(
-            query("record_attempt_outcome"), attempt_id, outcome, now, detail
+            query("record_attempt_outcome"), attempt_id, outcome, now, detail, source
         )
         if closed is None:
             return None

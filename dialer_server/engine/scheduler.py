@@ -2,9 +2,13 @@
 
 PostgreSQL decides what is dialled. A contact is claimed and its attempt row
 written in one transaction *before* the Originate goes out, so after any crash
-the database knows a call may exist (``claims.py``). Nothing is ever re-sent on a
-reconnect: open attempts are reconciled with the channels Asterisk still has,
-and an attempt whose fate cannot be known closes as dangling, never redialled.
+the database knows a call may exist (``claims.py``); the row is marked sent, with
+the send time, right before its Originate, so a row still ``created`` never left.
+Nothing is ever re-sent on a reconnect: open attempts are reconciled with what
+the PBX they were placed on knows, its live channels and the records its hangup
+handler kept of the calls that ended (``telephony/pbx_results.py``). Only an
+attempt whose call the PBX itself lost (or that was away too long to be asked)
+closes as dangling, never redialled; one never sent is put back.
 
 The scheduler owns the loop (a tick at a fixed cadence, or at once when agents
 free up), each attempt's life from its claim to its recorded result, and
@@ -12,9 +16,11 @@ reconciliation (at start, after every AMI reconnect, and periodically, it takes
 over the open attempts of daemons that died). Calls go to the PBXs of the pool
 (``telephony/pbx_pool.py``): each claim places them on the campaign's PBXs that
 are up, by free capacity (``placement.py``), and each attempt is reconciled
-against the PBX it was placed on and no other; the calls of a PBX that is away
-are settled when it comes back, or without it once ``dialing.result_margin_s``
-has passed (answered if they were, else dangling). Like procrastinate's worker, it
+against the PBX it was placed on and no other: its channels, its records, over
+its own AMI connection. The calls of a PBX that is away are settled when it
+comes back, or without it once ``dialing.result_margin_s`` has passed (answered
+if they were, else dangling). Whether each PBX can keep those records is
+checked at each of its AMI logins. Like procrastinate's worker, it
 issues no SQL itself: what a campaign may dial is decided by ``slots.py``
 (limits, windows), ``agent_dialing.py`` (the agent modes) and ``claims.py``; the
 statements live with ``store.py`` and ``results.py``.
@@ -45,11 +51,12 @@ from ..config import Config
 from ..db.outage import TRANSIENT_ERRORS, Outage
 from ..errors import AmiDisconnected, AmiError
 from ..observability.metrics import Metrics
-from ..telephony import queue_members
+from ..telephony import pbx_results, queue_members
 from ..telephony.ami import AmiState, Event
-from ..telephony.originate import CallRequest, CallResult, CallTracker, ring_agent
+from ..telephony.originate import CallRequest, CallResult, CallTracker, pbx_result, ring_agent
 from ..telephony.outcomes import Outcome
 from ..telephony.pbx_pool import Pbx, PbxPool
+from ..telephony.pbx_results import PbxResult
 from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
 from . import claims, results, store
 from .agent_dialing import AgentDialing, Roster
@@ -69,6 +76,18 @@ DB_RETRY_MAX_S = 5.0
 COMPLETION_CHECK_S = 1.0
 # A call that waited this long for the rate limit checks its campaign was not paused.
 PAUSE_RECHECK_S = 0.05
+# A PBX record of an attempt our database does not know (its campaign deleted)
+# is removed once this old; records of ended attempts at once. At most this
+# many records are looked up per reconciliation.
+STALE_RECORD_AGE = timedelta(hours=1)
+STALE_RECORDS_PER_PASS = 500
+# A record of an ended attempt younger than this is left to the attempt's own
+# task, which removes it right after committing the result.
+OWN_RECORD_GRACE = timedelta(minutes=1)
+# How long a call may wait for its sent mark before its Originate. Normally a
+# millisecond; a busy pool (hundreds of calls starting at once) can take
+# seconds, and a call that waits goes out late rather than not at all.
+MARK_SENT_TIMEOUT_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +140,18 @@ class Scheduler:
         self._active: set[str] = set()
         # Sent calls whose AMI link dropped before their result: reconcile them.
         self._unresolved: dict[str, OpenAttempt] = {}
-        # The PBX of each call this daemon follows, or settles: its metrics, and
-        # which followed calls a PBX's channel list speaks for.
+        # The PBX of each call this daemon follows, or settles: its metrics, where
+        # its record is read and removed, and which followed calls a PBX's channel
+        # list and records speak for.
         self._pbx_of: dict[str, str] = {}
         # Attempts on a PBX no daemon has are away since this daemon started.
         self._started = datetime.now(UTC)
+        # Calls taken over and followed to their end (_follow): their channel
+        # existed when reconciliation found them. Each with the time from which
+        # its PBX's absence may end it (its answer, or the end of its ring time).
+        self._followed: dict[str, datetime] = {}
+        # The PBXs to check once per AMI login: can they record our calls' ends?
+        self._check_pbx_setup: set[str] = set(pbxs.names)
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         # Set when agents free up: the loop ticks at once instead of at its cadence.
@@ -370,14 +396,16 @@ class Scheduler:
                     "attempt_id": job.attempt_id,
                 },
             )
-            await self._best_effort(lambda conn: store.mark_attempt_sent(conn, job.attempt_id))
 
         async def on_answered() -> None:
             nonlocal answered_at
             answered_at = time.monotonic()
             if sent_at is not None:
                 self.metrics.call_answered(job.campaign_id, answered_at - sent_at)
-            await self._best_effort(lambda conn: store.mark_attempt_answered(conn, job.attempt_id))
+            at = datetime.now(UTC)
+            await self._best_effort(
+                lambda conn: store.mark_attempt_answered(conn, job.attempt_id, at)
+            )
 
         dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
         if job.agent is not None:
@@ -395,6 +423,14 @@ class Scheduler:
                     "DIALER_AGENT_NAME": job.agent,
                 },
             )
+        # Written before the customer's Originate (an agent-first preview's agent
+        # leg is not the call), with the time it goes out: a row still `created`
+        # is one whose call provably never left (reconciliation puts its contact
+        # back), and sent_at is the send, never a later write.
+        if not await self._mark_sent(job):
+            # Not placed: put back (no connection in time), or paused while it waited.
+            await self._unclaim(job)
+            return
         request = CallRequest(
             attempt_id=job.attempt_id,
             number=job.number,
@@ -406,13 +442,25 @@ class Scheduler:
             variables=call_variables(job, dialplan),
             max_call_s=self.config.dialing.max_call_s,
             result_margin_s=self.config.dialing.result_margin_s,
+            call_end_context=self.config.dialing.call_end_context,
         )
         try:
             result = await self.tracker.place_call(pbx.ami, request, on_sent, on_answered)
-        except AmiDisconnected:
+        except AmiError as exc:
             if sent_at is None:
+                # Never written to Asterisk: it did not happen.
                 await self._unclaim(job)
                 return
+            # The link dropped, or Asterisk gave no verdict in time: the call may
+            # still be up, or have ended. Reconciliation asks the PBX.
+            logger.warning(
+                "no result for a call in flight (%s): reconciling it with Asterisk",
+                exc,
+                extra={
+                    **_ids(job.campaign_id, job.contact_id, action="originate"),
+                    "attempt_id": job.attempt_id,
+                },
+            )
             self._unresolved[job.attempt_id] = OpenAttempt(
                 job.attempt_id,
                 job.campaign_id,
@@ -423,11 +471,6 @@ class Scheduler:
                 datetime.now(UTC),
             )
             self._reconcile_needed.set()
-            return
-        except AmiError as exc:
-            await self._record_outcome(
-                job.attempt_id, Outcome.DANGLING.value, "call", detail=str(exc)
-            )
             return
         if answered_at is not None:
             self.metrics.call_ended(job.campaign_id, time.monotonic() - answered_at)
@@ -493,6 +536,37 @@ class Scheduler:
                 extra={"action": "wrapup", "attempt_id": attempt_id, "agent": agent},
             )
 
+    async def _mark_sent(self, job: Job) -> bool:
+        """Mark the attempt sent, now, before its Originate; False: do not send it.
+
+        The database must have it first. If it cannot be written in time, the
+        call is not placed (the caller forgets the attempt once PostgreSQL
+        answers: the mark may have landed after all, and the Originate
+        certainly did not go out). A call that waited for its connection goes
+        out only if its campaign still runs, as after a wait for the rate limit.
+        """
+        waiting_since = time.monotonic()
+        try:
+            async with asyncio.timeout(MARK_SENT_TIMEOUT_S), self.pool.acquire() as conn:
+                # The time it goes out: taken once a connection is ours, not before.
+                sent_at = datetime.now(UTC)
+                waited = time.monotonic() - waiting_since > PAUSE_RECHECK_S
+                return await store.mark_attempt_sent(
+                    conn, job.attempt_id, sent_at, if_running=waited
+                )
+        except TRANSIENT_ERRORS as exc:  # a timeout included
+            self.outage.down(exc, component="engine")
+            logger.warning(
+                "call not placed: its attempt could not be marked sent within %.0f s (%s)",
+                MARK_SENT_TIMEOUT_S,
+                type(exc).__name__,
+                extra={
+                    **_ids(job.campaign_id, job.contact_id, action="originate"),
+                    "attempt_id": job.attempt_id,
+                },
+            )
+            return False
+
     async def _still_running(self, job: Job) -> bool:
         try:
             async with asyncio.timeout(2.0), self.pool.acquire() as conn:
@@ -527,26 +601,72 @@ class Scheduler:
 
     # --- results -----------------------------------------------------------------------
     async def _record_call(self, result: CallResult) -> None:
+        if result.source == "lost" and result.outcome is not Outcome.ANSWERED:
+            # Neither the call nor its record exists: the PBX lost it.
+            await self._record_outcome(
+                result.attempt_id,
+                Outcome.DANGLING.value,
+                "call",
+                detail="no result: the PBX has neither the call nor a record of its end",
+            )
+            return
+        pbx_name = self._pbx_of.get(result.attempt_id)
+        pbx = self.pbxs.get(pbx_name)
         recorded = await self._with_db(
-            lambda conn: results.record_call(conn, result, self.strategies)
+            lambda conn: results.record_call(
+                conn,
+                result,
+                self.strategies,
+                trunk_error_pause_after=self.config.dialing.trunk_error_pause_after,
+                # The trunk of the PBX the call went out on, for the pause's reason.
+                default_trunk=pbx.config.trunk if pbx is not None else self.config.dialing.trunk,
+            )
         )
-        self._after_record(recorded, "call", self._pbx_of.pop(result.attempt_id, None))
+        if recorded is None and self._stop.is_set():
+            return  # not written: the PBX's record stays for the next start
+        self._pbx_of.pop(result.attempt_id, None)
+        self._after_record(recorded, "call", result.source, pbx_name)
+        if self.config.dialing.call_end_context and pbx is not None:
+            # Committed (or ended before): the PBX's copy is no longer needed.
+            # Only the PBX the call was placed on has it.
+            await pbx_results.forget(pbx.ami, result.attempt_id)
 
     async def _record_outcome(
         self, attempt_id: str, outcome: str, channel: str, detail: str | None
     ) -> None:
+        source = "lost" if channel == "call" else None
         recorded = await self._with_db(
             lambda conn: results.record_outcome(
-                conn, attempt_id, outcome, self.strategies, detail=detail
+                conn, attempt_id, outcome, self.strategies, detail=detail, source=source
             )
         )
-        self._after_record(recorded, channel, self._pbx_of.pop(attempt_id, None))
+        self._after_record(recorded, channel, source, self._pbx_of.pop(attempt_id, None))
 
     def _after_record(
-        self, recorded: results.Recorded | None, channel: str, pbx: str | None
+        self,
+        recorded: results.Recorded | None,
+        channel: str,
+        source: str | None,
+        pbx: str | None,
     ) -> None:
         if recorded is None:
             return
+        if source is not None:
+            self.metrics.result_learned(recorded.campaign_id, source)
+        if recorded.outcome == Outcome.TRUNK_ERROR:
+            slot = self.slots.get(recorded.campaign_id)
+            placed_on = self.pbxs.get(pbx)
+            trunk = (slot.trunk if slot is not None else None) or (
+                placed_on.config.trunk if placed_on is not None else self.config.dialing.trunk
+            )
+            self.metrics.trunk_error(recorded.campaign_id, trunk)
+        if recorded.paused is not None:
+            self.metrics.campaign_auto_paused(recorded.campaign_id, "trunk_errors")
+            logger.error(
+                "campaign paused: %s",
+                recorded.paused,
+                extra={"action": "campaign", "campaign_id": recorded.campaign_id},
+            )
         self.metrics.attempt_closed(recorded.campaign_id, channel, recorded.outcome)
         if pbx is not None and channel == "call":
             self.metrics.pbx_call_closed(pbx, recorded.outcome)
@@ -571,9 +691,10 @@ class Scheduler:
     async def _reconcile(self) -> None:
         """Settle every open attempt nobody follows, each against the PBX it was placed on.
 
-        A PBX that is up is asked for its live channels (``_reconcile_on``); the
-        attempts of one that is away, or that no daemon has, wait for it or for
-        the margin (``_settle_away``).
+        A PBX that is up is asked what it knows (``_reconcile_on``): its live
+        channels and the records our hangup handler kept there of the calls that
+        ended. The attempts of one that is away, or that no daemon has, wait for
+        it or for the margin (``_settle_away``).
         """
         assert self.instance.id is not None
         async with self.pool.acquire() as conn:
@@ -622,11 +743,35 @@ class Scheduler:
             await self._settle_away(name, self._started, attempts)
 
     async def _reconcile_on(self, pbx: Pbx, candidates: dict[str, OpenAttempt]) -> None:
-        """Settle the candidates placed on ``pbx`` against its live channels."""
+        """Settle the candidates placed on ``pbx``, and the calls we follow there,
+        against what that PBX knows.
+
+        It is asked twice, in this order, after the candidates' events are
+        watched: its live channels (CoreShowChannels), then the records our
+        hangup handler kept of calls that ended (pbx_results). A call missing
+        from the first has its record in the second, unless the PBX itself lost
+        it. Every decision is then taken at once, from what the attempt row,
+        the channel list, the records and the events say, before anything is
+        written: a Hangup arriving while results are being written cannot turn
+        an answered call into a failed one.
+        """
         for attempt_id in candidates:
             self.tracker.watch(attempt_id)
         try:
+            if pbx.name in self._check_pbx_setup:
+                await self._warn_missing_pbx_setup(pbx)
+            # Only calls known to be up before the channel list is asked for may be
+            # judged by their absence from it: one answered meanwhile is not in it.
+            were_up = {
+                a
+                for a in self._active
+                if self._pbx_of.get(a) == pbx.name
+                and (a in self._followed or self.tracker.is_answered(a))
+            }
             reply = await pbx.ami.send_action({"Action": "CoreShowChannels"})
+            records = (
+                await pbx_results.read_all(pbx.ami) if self.config.dialing.call_end_context else {}
+            )
         except (AmiError, TimeoutError):
             for attempt_id in candidates:
                 self.tracker.unwatch(attempt_id)
@@ -637,14 +782,23 @@ class Scheduler:
             for m in reply
             if m.get("Event") == "CoreShowChannel"
         }
-        # Answered calls we follow on this PBX whose channel is gone (Asterisk
-        # restarted): their Hangup will never come.
-        for attempt_id in self._active:
-            if self._pbx_of.get(attempt_id) == pbx.name and attempt_id not in live:
-                self.tracker.end_if_answered(attempt_id)
+        # Calls we follow on this PBX whose Hangup we missed (the AMI link
+        # dropped): a record proves the end, whenever it came; without one, a
+        # call that was up before the list was asked for and is not on it was
+        # lost with the PBX (it restarted).
+        for attempt_id in list(self._active):
+            if self._pbx_of.get(attempt_id) != pbx.name:
+                continue
+            if attempt_id in records:
+                self.tracker.end_with_record(attempt_id, records[attempt_id])
+            elif attempt_id in were_up and attempt_id not in live:
+                self.tracker.end_lost(attempt_id)
+        settled = [self._settle(attempt, live, records) for attempt in candidates.values()]
         for attempt in candidates.values():
             self._unresolved.pop(attempt.id, None)
-            await self._settle(attempt, live)
+        for settle in settled:
+            await settle()
+        await self._forget_stale_records(pbx, records, set(candidates))
 
     async def _settle_away(
         self, pbx: str, down_since: datetime, candidates: dict[str, OpenAttempt]
@@ -653,17 +807,32 @@ class Scheduler:
 
         The margin (``dialing.result_margin_s``) runs from when the PBX went away,
         and for a call not answered from the end of its ring time, whichever is
-        later: a PBX back before then is asked (``_reconcile_on``). Past it, an
-        answered call is recorded answered, the others dangling.
+        later: a PBX back before then is asked (``_reconcile_on``), its records
+        included. Past it, an answered call is recorded answered, the others
+        dangling (``result_source`` lost). An attempt still ``created`` never
+        reached the PBX: it is put back at once.
         """
         now = datetime.now(UTC)
         margin = timedelta(seconds=self.config.dialing.result_margin_s)
+        # The calls this daemon follows there: their Hangup cannot come now.
+        for attempt_id in list(self._active):
+            if self._pbx_of.get(attempt_id) != pbx:
+                continue
+            if self.tracker.is_answered(attempt_id):
+                since = down_since
+            elif attempt_id in self._followed:
+                since = max(down_since, self._followed[attempt_id])
+            else:
+                continue  # being placed: its Originate fails with the link (_unresolved)
+            if now >= since + margin:
+                self.tracker.end_lost(attempt_id)
         ring = timedelta(seconds=self.config.dialing.ring_timeout_s)
-        if now >= down_since + margin:
-            for attempt_id in self._active:
-                if self._pbx_of.get(attempt_id) == pbx:
-                    self.tracker.end_if_answered(attempt_id)
         for attempt in candidates.values():
+            if attempt.channel == "call" and attempt.state == "created":
+                # Marked sent before every Originate: this one never went out.
+                self._unresolved.pop(attempt.id, None)
+                await self._put_back(attempt)
+                continue
             answered = attempt.state == "answered"
             rung_out = attempt.created_at if answered else attempt.created_at + ring
             if now < max(down_since, rung_out) + margin:
@@ -679,45 +848,133 @@ class Scheduler:
                     detail=f"no result: PBX {pbx} was away",
                 )
 
-    async def _settle(self, attempt: OpenAttempt, live: dict[Any, Any]) -> None:
-        ended = self.tracker.hung_up(attempt.id)
+    def _settle(
+        self, attempt: OpenAttempt, live: dict[Any, Any], records: dict[str, PbxResult]
+    ) -> Callable[[], Awaitable[None]]:
+        """Decide what an open attempt nobody follows is, now; what to write, later.
+
+        The decision takes no await, so every candidate of a PBX is judged on the
+        same view of it.
+        """
+        answered = attempt.state == "answered" or live.get(attempt.id) == "Up"
+        record = records.get(attempt.id)
+        if record is not None:
+            # The PBX saw the call end: its record is the whole truth.
+            self.tracker.unwatch(attempt.id)
+            return lambda: self._record_call(pbx_result(record, answered=answered))
+        ended = self.tracker.hung_up(attempt.id, answered=answered)
         if ended is not None:
             self.tracker.unwatch(attempt.id)
-            await self._record_call(ended)
-            return
+            return lambda: self._record_call(ended)
         if attempt.channel == "call" and attempt.id in live:
-            answered = live[attempt.id] == "Up" or attempt.state == "answered"
-            timeout = (
-                self.config.dialing.max_call_s
-                if answered
-                else self.config.dialing.ring_timeout_s + self.config.dialing.result_margin_s
-            )
-            self._spawn(
-                self._follow(attempt, answered, timeout),
-                attempt.id,
-                self.slots.get(attempt.campaign_id),
-                pbx=attempt.pbx,
-            )
-            return
+            slot = self.slots.get(attempt.campaign_id)
+            self._spawn(self._follow(attempt, answered), attempt.id, slot, pbx=attempt.pbx)
+            return _nothing
         self.tracker.unwatch(attempt.id)
+        if attempt.channel == "call" and attempt.state == "created":
+            # Marked sent before every Originate: this one never went out.
+            return lambda: self._put_back(attempt)
         if attempt.state == "answered":
-            await self._record_call(self.tracker.lost_answered(attempt.id))
-        else:
-            await self._record_outcome(
-                attempt.id,
-                Outcome.DANGLING.value,
-                attempt.channel,
-                detail="no result: the call was lost",
-            )
+            return lambda: self._record_call(self.tracker.lost_answered(attempt.id))
+        return lambda: self._record_outcome(
+            attempt.id,
+            Outcome.DANGLING.value,
+            attempt.channel,
+            detail="no result: the PBX has neither the call nor a record of its end",
+        )
 
-    async def _follow(self, attempt: OpenAttempt, answered: bool, timeout: float) -> None:
-        result = await self.tracker.follow(attempt.id, answered=answered, timeout_s=timeout)
+    async def _follow(self, attempt: OpenAttempt, answered: bool) -> None:
+        """Follow a call taken over (or cut off from us) to its end, and record it.
+
+        Bounded by the longest a call may last; a call whose channel disappears
+        without a Hangup is ended by the next reconciliation (its record, or lost),
+        and one whose PBX goes away once the margin has passed (``_settle_away``).
+        """
+        # From when its PBX's absence may end it: at once if answered, else once
+        # it would have rung out.
+        ring = timedelta(seconds=0 if answered else self.config.dialing.ring_timeout_s)
+        self._followed[attempt.id] = attempt.created_at + ring
+        try:
+            timeout = self.config.dialing.max_call_s + self.config.dialing.result_margin_s
+            result = await self.tracker.follow(attempt.id, answered=answered, timeout_s=timeout)
+        finally:
+            self._followed.pop(attempt.id, None)
         if result is None:
             await self._record_outcome(
                 attempt.id, Outcome.DANGLING.value, "call", detail="no result in time"
             )
-        else:
-            await self._record_call(result)
+            return
+        pbx = self.pbxs.get(attempt.pbx)
+        if result.source == "live" and self.config.dialing.call_end_context and pbx is not None:
+            # The call began under a daemon that is gone: what our dialplan
+            # reported before we watched it (AMD, IVR, the agent) is in the
+            # record, on the PBX the call was placed on.
+            with contextlib.suppress(AmiError, TimeoutError):
+                record = await pbx_results.read(pbx.ami, attempt.id)
+                if record is not None:
+                    result = pbx_result(record, answered=result.answered_at is not None)
+        await self._record_call(result)
+
+    async def _put_back(self, attempt: OpenAttempt) -> None:
+        """An attempt whose Originate never went out: forgotten, its contact due again."""
+        put_back = await self._with_db(lambda conn: claims.put_back(conn, attempt.id))
+        self._pbx_of.pop(attempt.id, None)
+        if put_back:
+            logger.info(
+                "attempt never sent: its contact is due again",
+                extra={
+                    **_ids(attempt.campaign_id, attempt.contact_id, action="reconcile"),
+                    "attempt_id": attempt.id,
+                    "pbx": attempt.pbx,
+                },
+            )
+
+    async def _warn_missing_pbx_setup(self, pbx: Pbx) -> None:
+        """Once per AMI login of each PBX: say so if it cannot record our calls' ends."""
+        self._check_pbx_setup.discard(pbx.name)
+        context = self.config.dialing.call_end_context
+        if not context:
+            logger.warning(
+                "dialing.call_end_context is empty: calls carry no hangup handler, and a "
+                "call whose end no daemon sees (a crash, a restart) closes as dangling",
+                extra={"action": "pbx_results", "pbx": pbx.name},
+            )
+            return
+        missing = await pbx_results.missing_setup(pbx.ami, context)
+        if missing:
+            logger.warning(
+                "PBX %s lacks %s: calls whose end no daemon sees close as dangling, and a "
+                "603 Decline cannot be told from a refused trunk on Asterisk before 22.7 "
+                "(see docs/telephony.md, Asterisk set-up)",
+                pbx.name,
+                " and ".join(missing),
+                extra={"action": "pbx_results", "pbx": pbx.name, "missing": missing},
+            )
+
+    async def _forget_stale_records(
+        self, pbx: Pbx, records: dict[str, PbxResult], handled: set[str]
+    ) -> None:
+        """Remove from ``pbx`` the records of calls already recorded whose removal
+        was missed.
+
+        A record is removed once its attempt has ended in our database (and a
+        minute went by: its own task removes it at once), or has no row there
+        (its campaign was deleted) and ended an hour ago: never the record of a
+        call someone may still need.
+        """
+        stale = [a for a in records if a not in handled and a not in self._active]
+        if not stale:
+            return
+        async with self.pool.acquire() as conn:
+            states = await store.attempt_states(conn, stale[:STALE_RECORDS_PER_PASS])
+        now = datetime.now(UTC)
+        for attempt_id in stale[:STALE_RECORDS_PER_PASS]:
+            state = states.get(attempt_id)
+            ended_at = records[attempt_id].ended_at or now
+            if (state == "ended" and ended_at < now - OWN_RECORD_GRACE) or (
+                state is None and ended_at < now - STALE_RECORD_AGE
+            ):
+                await pbx_results.forget(pbx.ami, attempt_id)
 
     async def _complete_finished_campaigns(self) -> None:
         async with self.pool.acquire() as conn:
@@ -733,6 +990,7 @@ class Scheduler:
     # --- AMI events --------------------------------------------------------------------
     def _pbx_state_changed(self, pbx: Pbx, state: AmiState) -> None:
         if state is AmiState.CONNECTED:
+            self._check_pbx_setup.add(pbx.name)
             self._reconcile_needed.set()
 
     def _handle_event(self, event: Event) -> None:
@@ -797,6 +1055,10 @@ class Scheduler:
                 await work(conn)
         except TRANSIENT_ERRORS as exc:
             self.outage.down(exc, component="engine")
+
+
+async def _nothing() -> None:
+    return None
 
 
 def call_variables(job: Job, dialplan: Dialplan) -> dict[str, str]:

@@ -91,12 +91,18 @@ async def insert_attempt(
     return str(row["id"])
 
 
-async def mark_attempt_sent(conn: Any, attempt_id: str) -> None:
-    await conn.execute(query("mark_attempt_sent"), attempt_id)
+async def mark_attempt_sent(
+    conn: Any, attempt_id: str, at: datetime | None = None, *, if_running: bool = False
+) -> bool:
+    """The attempt's call goes out at ``at`` (default now); False if it is not
+    ``created`` (any more), or ``if_running`` and its campaign no longer runs:
+    then it must not be sent."""
+    statement = query("mark_attempt_sent_if_running") if if_running else query("mark_attempt_sent")
+    return await conn.fetchval(statement, attempt_id, at) is not None
 
 
-async def mark_attempt_answered(conn: Any, attempt_id: str) -> None:
-    await conn.execute(query("mark_attempt_answered"), attempt_id)
+async def mark_attempt_answered(conn: Any, attempt_id: str, at: datetime | None = None) -> None:
+    await conn.execute(query("mark_attempt_answered"), attempt_id, at)
 
 
 async def record_attempt_result(conn: Any, result: CallResult) -> bool:
@@ -111,6 +117,8 @@ async def record_attempt_result(conn: Any, result: CallResult) -> bool:
         result.hangup_cause_text,
         result.ended_at,
         result.answered_at,
+        result.sip_code,
+        result.source,
     )
     return row is not None
 
@@ -274,9 +282,20 @@ async def contact_has_open_attempt(conn: Any, contact_id: int) -> bool:
 # --- the attempt lifecycle of the engine --------------------------------------------
 
 
-async def delete_unsent_attempt(conn: Any, attempt_id: str) -> bool:
-    """Forget an attempt whose Originate never left; False if it was sent after all."""
-    return await conn.fetchval(query("delete_unsent_attempt"), attempt_id) is not None
+async def delete_unsent_attempt(conn: Any, attempt_id: str, *, marked_sent: bool = False) -> bool:
+    """Forget an attempt whose Originate never left; False if it may have left.
+
+    A ``created`` attempt never left; a ``sent`` one only when the caller knows
+    its Originate was never written (``marked_sent``).
+    """
+    return await conn.fetchval(query("delete_unsent_attempt"), attempt_id, marked_sent) is not None
+
+
+async def attempt_states(conn: Any, attempt_ids: Sequence[str]) -> dict[str, str]:
+    """The state of each of these attempts that exists, by id."""
+    return {
+        row["id"]: row["state"] for row in await conn.fetch(query("attempt_states"), attempt_ids)
+    }
 
 
 async def attempt_connected(conn: Any, attempt_id: str, agent: str, at: datetime) -> bool | None:

@@ -3,8 +3,9 @@
 A strategy is an ordered list of steps (call phone k, or send an SMS to it), each
 with a rule per outcome: retry the step, move to the next step, send an SMS, or
 close the contact. Caps bound the attempts per contact, per number and per
-rolling day. The YAML format and the engine's semantics are documented for
-users in ``strategies/README.md``.
+rolling day. A call the carrier refused (``trunk_error``) counts for none of
+them: it never reached the contact. The YAML format and the engine's semantics
+are documented for users in ``strategies/README.md``.
 
 Everything here but the two file loaders is pure: the scheduler passes the
 contact's phones, its attempt history and ``now``; the engine answers with one
@@ -230,6 +231,11 @@ Decision: TypeAlias = Dial | SendSms | Close
 
 # How soon an abandoned call (agent modes) is dialled again by default.
 ABANDONED_RETRY_S = 300
+# A person who pressed decline is not called again the same morning.
+REJECTED_RETRY_S = 4 * 3600
+# A refused trunk is the carrier's problem, usually fixed by an operator within
+# minutes; the campaign pauses itself if it goes on (dialing.trunk_error_pause_after).
+TRUNK_ERROR_RETRY_S = 300
 
 
 def default_rules(channel: str, sms_close_state: str = "sms_sent") -> dict[str, Rule]:
@@ -251,7 +257,22 @@ def default_rules(channel: str, sms_close_state: str = "sms_sent") -> dict[str, 
         # Call back soon, while they still remember the call.
         Outcome.ABANDONED.value: Rule(Action.RETRY, delay_s=ABANDONED_RETRY_S),
         Outcome.DANGLING.value: Rule(Action.CLOSE, state="dangling"),
+        Outcome.REJECTED.value: Rule(Action.RETRY, delay_s=REJECTED_RETRY_S),
+        Outcome.TRUNK_ERROR.value: Rule(Action.RETRY, delay_s=TRUNK_ERROR_RETRY_S),
     }
+
+
+def counts(attempt: PastAttempt) -> bool:
+    """Whether an attempt counts against its contact (caps, tries).
+
+    A call our carrier refused (trunk_error) never reached the contact: it
+    uses none of their tries, and the same step is tried again.
+    """
+    return attempt.outcome != Outcome.TRUNK_ERROR
+
+
+def _counted(history: Sequence[PastAttempt]) -> list[PastAttempt]:
+    return [attempt for attempt in history if counts(attempt)]
 
 
 def close_for(state: str) -> Close:
@@ -373,6 +394,13 @@ def _validate_rule(rule: Rule, path: str, channel: str, outcome: str) -> None:
             raise _fail(
                 f"{path} must close with state dangling (a dangling call is never redialled)"
             )
+    if outcome == Outcome.TRUNK_ERROR and channel == "call" and rule.action is not Action.RETRY:
+        # The carrier refused us, not the contact: moving on or closing would
+        # spend the contact's chances on our own outage.
+        raise _fail(
+            f"{path} must be retry (a trunk error never counts against the contact; "
+            "only its delay_s may change)"
+        )
     if rule.action is Action.SMS and channel == "sms":
         raise _fail(f"{path}: action sms is only for call steps")
     if rule.action is not Action.CLOSE:
@@ -708,8 +736,10 @@ def next_action(
     ``history`` is every attempt of the contact under this strategy, ordered by
     started_at. A returned Dial or SendSms is never due before ``now`` and
     respects the caps; every sequence of outcomes ends in a Close within
-    ``caps.per_contact`` + 1 decisions. Raises ValueError when the history does
-    not fit the strategy (empty, unknown step or outcome).
+    ``caps.per_contact`` + 1 decisions, not counting trunk errors: those count
+    for nothing (``counts``), and after one the same step is due again.
+    Raises ValueError when the history does not fit the strategy (empty,
+    unknown step or outcome).
     """
     if not history:
         raise ValueError("history must end with the attempt that just ended")
@@ -724,6 +754,7 @@ def next_action(
             return close_for(strategy.sms_close_state)
         if last.outcome != SMS_FAILED:
             raise ValueError(f"unknown SMS outcome {last.outcome!r}")
+        history = _counted(history)
         if len(history) >= strategy.caps.per_contact:
             return close_for("retries_completed")
         return _advance(strategy, phones, history, last.step + 1, now, now)
@@ -733,6 +764,16 @@ def next_action(
     if last.outcome not in step.rules:
         raise ValueError(f"unknown {last.channel} outcome {last.outcome!r}")
     rule = step.rules[last.outcome]
+    if not counts(last):
+        # The same step again after the rule's delay, as if this call never
+        # happened (validation allows only retry for a trunk error).
+        counted = _counted(history)
+        base = now + timedelta(seconds=rule.delay_s)
+        if len(counted) >= strategy.caps.per_contact:
+            return close_for("retries_completed")
+        again = _schedule(strategy, phones, counted, last.step, base, now)
+        return again or _advance(strategy, phones, counted, last.step + 1, base, now)
+    history = _counted(history)
     # A dangling call always lands here: validation allows it only `close: dangling`.
     if rule.action is Action.CLOSE:
         assert rule.state is not None and rule.status is not None
@@ -775,6 +816,7 @@ def redial(
     """
     if not 0 <= step < len(strategy.steps):
         raise ValueError(f"step {step} is not a step of strategy {strategy.name}")
+    history = _counted(history)
     if len(history) >= strategy.caps.per_contact:
         return close_for("retries_completed")
     decision = _schedule(strategy, phones, history, step, at, now)

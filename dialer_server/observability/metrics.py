@@ -46,7 +46,23 @@ CHANNEL_OUTCOMES: dict[str, tuple[str, ...]] = {
 }
 SMS_RESULTS = ("sent", "failed")
 # AMI actions the dialer sends; anything else is counted as "other".
-AMI_ACTIONS = ("Login", "Ping", "Originate", "CoreShowChannels", "MessageSend")
+AMI_ACTIONS = (
+    "Login",
+    "Ping",
+    "Originate",
+    "CoreShowChannels",
+    "MessageSend",
+    # the PBX's records of how calls ended (pbx_results.py)
+    "DBGetTree",
+    "DBGet",
+    "DBDel",
+    "ShowDialPlan",
+    "ModuleCheck",
+)
+# How a call's result was learned (attempts.result_source).
+RESULT_SOURCES = ("live", "pbx", "lost")
+# Why the dialer paused a campaign by itself.
+AUTO_PAUSE_REASONS = ("trunk_errors",)
 _AMI_ACTION_NAMES = {name.lower(): name for name in AMI_ACTIONS}
 AMI_FAILURE_REASONS = ("timeout", "disconnected")
 
@@ -188,6 +204,29 @@ class Metrics:
             "dialer_contacts_closed",
             "Contacts that reached a final state, by campaign id and state",
             ["campaign", "state"],
+            registry=r,
+        )
+        self.call_results_learned = Counter(
+            "dialer_call_results_learned",
+            "Call results recorded, by campaign id and how they were learned: live (the "
+            "call's own AMI events), pbx (the record the PBX kept of a call whose end no "
+            "daemon saw), lost (neither: the PBX lost the call, closed dangling unless "
+            "it was seen answered)",
+            ["campaign", "source"],
+            registry=r,
+        )
+        self.trunk_errors = Counter(
+            "dialer_trunk_errors",
+            "Calls the carrier refused (SIP 401, 402, 403, 407: outcome trunk_error), by "
+            "campaign id and trunk; they never count against the contact",
+            ["campaign", "trunk"],
+            registry=r,
+        )
+        self.campaign_auto_pauses = Counter(
+            "dialer_campaign_auto_pauses",
+            "Campaigns the dialer paused by itself, by campaign id and reason "
+            "(trunk_errors: dialing.trunk_error_pause_after trunk errors in a row)",
+            ["campaign", "reason"],
             registry=r,
         )
         self.calls_abandoned = Counter(
@@ -450,6 +489,15 @@ class Metrics:
     def attempt_closed(self, campaign_id: int, channel: str, outcome: str) -> None:
         self._child(self.attempt_outcomes, campaign_id, channel, outcome).inc()
 
+    def result_learned(self, campaign_id: int, source: str) -> None:
+        self._child(self.call_results_learned, campaign_id, source).inc()
+
+    def trunk_error(self, campaign_id: int, trunk: str) -> None:
+        self._child(self.trunk_errors, campaign_id, trunk).inc()
+
+    def campaign_auto_paused(self, campaign_id: int, reason: str) -> None:
+        self._child(self.campaign_auto_pauses, campaign_id, reason).inc()
+
     def retry_scheduled(self, campaign_id: int) -> None:
         self._child(self.retries_scheduled, campaign_id).inc()
 
@@ -534,7 +582,12 @@ class Metrics:
         ):
             return
         self._child(self.calls_originated, campaign_id, trunk)
+        self._child(self.trunk_errors, campaign_id, trunk)
         self._child(self.calls_in_flight, campaign_id)
+        for source in RESULT_SOURCES:
+            self._child(self.call_results_learned, campaign_id, source)
+        for reason in AUTO_PAUSE_REASONS:
+            self._child(self.campaign_auto_pauses, campaign_id, reason)
         for channel, outcomes in CHANNEL_OUTCOMES.items():
             for outcome in outcomes:
                 self._child(self.attempt_outcomes, campaign_id, channel, outcome)

@@ -84,7 +84,11 @@ CREATE TABLE campaigns (
     pbxs                 text[]
                          CHECK (cardinality(pbxs) BETWEEN 1 AND 64
                                 AND array_to_string(pbxs, ',')
-                                    ~ '^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*$')
+                                    ~ '^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*$'),
+    -- Why the campaign is in its state, when the dialer put it there itself
+    -- (migration 0016: paused after trunk errors in a row); NULL after any
+    -- change made over the API or the CLI.
+    state_reason         text
 );
 
 CREATE TABLE contacts (
@@ -202,9 +206,9 @@ CREATE TABLE attempts (
     channel            text NOT NULL DEFAULT 'call' CHECK (channel IN ('call', 'sms')),
     phone_slot         smallint CHECK (phone_slot BETWEEN 1 AND 5),
     number             varchar(28) NOT NULL,
-    -- created: row written, Originate not yet sent (a crash here means the call
-    -- may or may not exist: reconciliation decides); sent: Asterisk accepted
-    -- it; answered; ended: outcome recorded.
+    -- created: row written, Originate not sent (every call is marked sent just
+    -- before its Originate, migration 0016: a 'created' call never left); sent:
+    -- the Originate may have gone out; answered; ended: outcome recorded.
     state              text NOT NULL DEFAULT 'created'
                        CHECK (state IN ('created', 'sent', 'answered', 'ended')),
     created_at         timestamptz NOT NULL DEFAULT now(),
@@ -217,7 +221,8 @@ CREATE TABLE attempts (
     hangup_cause_text  text,
     outcome            text CHECK (outcome IN (
                            'answered', 'busy', 'no_answer', 'congestion', 'invalid_number',
-                           'failed', 'machine', 'abandoned', 'dangling', 'sent')),
+                           'failed', 'machine', 'abandoned', 'dangling', 'sent', 'rejected',
+                           'trunk_error')),
     step               smallint,
     instance_id        integer REFERENCES dialer_instances (id),
     -- What the SMS provider answered, or why a result is what it is.
@@ -233,11 +238,19 @@ CREATE TABLE attempts (
     agent_wait_ms      integer CHECK (agent_wait_ms >= 0),
     abandoned          boolean,
     abandon_reason     text,
-    CHECK ((state = 'ended') = (outcome IS NOT NULL)),
     -- The PBX the call was placed on (migration 0014: [[pbx]] name): its channel
-    -- limit counts it, and reconciliation asks that PBX about it. NULL: an SMS, or
-    -- a call from before the pool (reconciled against a daemon's first PBX).
-    pbx                text
+    -- limit counts it, and reconciliation asks that PBX about it, its channels and
+    -- its records. NULL: an SMS, or a call from before the pool (reconciled against
+    -- a daemon's first PBX).
+    pbx                text,
+    -- The far end's last SIP status (migration 0016): 603 (rejected) and 401,
+    -- 402, 403, 407 (trunk_error) from Q.850 cause 21 alike.
+    sip_code           smallint CHECK (sip_code BETWEEN 100 AND 699),
+    -- How a call's result was learned: 'live' (its own AMI events), 'pbx' (the
+    -- record our hangup handler kept in AstDB, read by reconciliation), 'lost'
+    -- (neither: the PBX lost the call). NULL for SMS and open attempts.
+    result_source      text CHECK (result_source IN ('live', 'pbx', 'lost')),
+    CHECK ((state = 'ended') = (outcome IS NOT NULL))
 );
 
 CREATE INDEX attempts_contact_idx ON attempts (contact_id, created_at);
@@ -295,7 +308,8 @@ CREATE TABLE webhook_outbox (
     seq             bigint GENERATED ALWAYS AS IDENTITY,
     event_type      text NOT NULL CONSTRAINT webhook_outbox_event_type_check CHECK (event_type IN (
                         'contact.final_state', 'attempt.result', 'campaign.state_changed',
-                        'attempt.disposition', 'attempt.connected')),
+                        'attempt.disposition', 'attempt.connected',
+                        'campaign.trunk_errors')),
     -- No foreign key: an event outlives a deleted campaign.
     campaign_id     bigint NOT NULL,
     -- 'contact:<id>' or 'campaign:<id>'.
@@ -389,7 +403,8 @@ BEGIN
     SELECT jsonb_build_object(
                'id', a.id, 'channel', a.channel, 'phone_slot', a.phone_slot,
                'number', a.number, 'outcome', a.outcome, 'ended_at', webhook_time(a.ended_at),
-               'hangup_cause', a.hangup_cause, 'amd_status', a.amd_status,
+               'hangup_cause', a.hangup_cause, 'sip_code', a.sip_code,
+               'result_source', a.result_source, 'amd_status', a.amd_status,
                'ivr_digits', a.ivr_digits)
     INTO v_last
     FROM attempts a WHERE a.contact_id = NEW.id AND a.state = 'ended'
@@ -432,7 +447,8 @@ BEGIN
                 'id', NEW.id, 'channel', NEW.channel, 'phone_slot', NEW.phone_slot,
                 'number', NEW.number, 'step', NEW.step, 'outcome', NEW.outcome,
                 'detail', NEW.detail, 'hangup_cause', NEW.hangup_cause,
-                'hangup_cause_text', NEW.hangup_cause_text,
+                'hangup_cause_text', NEW.hangup_cause_text, 'sip_code', NEW.sip_code,
+                'result_source', NEW.result_source,
                 'created_at', webhook_time(NEW.created_at),
                 'sent_at', webhook_time(NEW.sent_at),
                 'answered_at', webhook_time(NEW.answered_at),
@@ -455,7 +471,7 @@ BEGIN
         'campaign.state_changed', NEW.id, 'campaign:' || NEW.id,
         jsonb_build_object('campaign', jsonb_build_object(
             'id', NEW.id, 'name', NEW.name, 'state', NEW.state,
-            'previous_state', OLD.state)));
+            'previous_state', OLD.state, 'reason', NEW.state_reason)));
     RETURN NULL;
 END
 $$;

@@ -2,7 +2,14 @@
 
 Each call is originated with ``ChannelId`` = our attempt id, which becomes the
 channel's Uniqueid: every event of the call names the attempt it belongs to, so
-nothing depends on panoramisk's ActionIDs or on channel names.
+nothing depends on panoramisk's ActionIDs or on channel names. The Originate
+also pushes our hangup handler on the new channel (``pbx_results.py``), so the
+PBX records how the call ended even when no daemon is there to see it.
+
+Every CallResult says how it was learned (``source``): ``live`` from the call's
+own AMI events, ``pbx`` from the record the PBX kept, ``lost`` when neither
+exists (the PBX itself lost the call: it is answered if it was seen answered,
+else dangling).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from datetime import UTC, datetime
 from ..errors import AmiError
 from .ami import AmiClient, Event
 from .outcomes import Outcome, classify
+from .pbx_results import PbxResult, hangup_handler_variable
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +45,10 @@ class CallRequest:
     variables: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # An answered call is followed until it hangs up, at most this long.
     max_call_s: float = 3600.0
-    # No verdict from Asterisk this long after the ring timeout: no result (dangling).
+    # No verdict from Asterisk this long after the ring timeout: left to reconciliation.
     result_margin_s: float = 15.0
+    # Our hangup handler's context ([dialer-call-end]); empty: none is pushed.
+    call_end_context: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +72,10 @@ class CallResult:
     abandoned: bool | None = None
     abandon_reason: str | None = None
     agent_wait_s: float | None = None
+    # The far end's last SIP status (603, 403...), when Asterisk told it.
+    sip_code: int | None = None
+    # How the result was learned: "live", "pbx" or "lost" (module docstring).
+    source: str = "live"
 
 
 @dataclasses.dataclass
@@ -69,7 +83,10 @@ class _Call:
     hangup: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     cause: int | None = None
     cause_text: str | None = None
+    sip_code: int | None = None
     ended_at: datetime | None = None
+    # Set when the end came from the PBX's record, or was lost with the channel.
+    source: str = "live"
     # Seen answered by a Newstate event (only needed for calls we adopt).
     answered_at: datetime | None = None
     amd_status: str | None = None
@@ -99,8 +116,12 @@ class CallTracker:
             if event.get("ChannelStateDesc") == "Up" and call.answered_at is None:
                 call.answered_at = datetime.now(UTC)
             return
+        if call.hangup.is_set():
+            return  # ended already, from the PBX's record
         call.cause = _int_or_none(event.get("Cause"))
         call.cause_text = event.get("Cause-txt") or None
+        # Asterisk 22.7+ adds the SIP status of calls that failed (603, 403...).
+        call.sip_code = _int_or_none(event.get("TechCause"))
         call.ended_at = datetime.now(UTC)
         call.hangup.set()
 
@@ -177,19 +198,42 @@ class CallTracker:
     def unwatch(self, attempt_id: str) -> None:
         self._calls.pop(attempt_id, None)
 
-    def end_if_answered(self, attempt_id: str) -> None:
-        """Asterisk no longer has this answered call: end it, its Hangup is lost."""
+    def is_answered(self, attempt_id: str) -> bool:
+        """Whether a call we follow was answered and has not ended."""
         call = self._calls.get(attempt_id)
-        if call is not None and call.answered_at is not None and not call.hangup.is_set():
+        return call is not None and call.answered_at is not None and not call.hangup.is_set()
+
+    def end_lost(self, attempt_id: str) -> None:
+        """Asterisk no longer has this call and kept no record of its end: it was
+        lost with the PBX (a restart). A watcher gets a result whose source is
+        ``lost``."""
+        call = self._calls.get(attempt_id)
+        if call is not None and not call.hangup.is_set():
+            call.source = "lost"
             call.ended_at = datetime.now(UTC)
             call.hangup.set()
 
-    def hung_up(self, attempt_id: str) -> CallResult | None:
-        """The result of a watched call whose Hangup already arrived, else None."""
+    def end_with_record(self, attempt_id: str, record: PbxResult) -> None:
+        """The PBX recorded the end of a call whose Hangup we missed (AMI was down):
+        end it with that record. A call already ended is left as it is."""
+        call = self._calls.get(attempt_id)
+        if call is None or call.hangup.is_set():
+            return
+        _apply_record(call, record)
+        call.hangup.set()
+
+    def hung_up(self, attempt_id: str, *, answered: bool = False) -> CallResult | None:
+        """The result of a watched call whose Hangup already arrived, else None.
+
+        ``answered``: the call is known to have been answered (its attempt row
+        says so, or its channel was up): its OriginateResponse went to a daemon
+        that is gone, and its hangup cause alone (16, normal clearing) would
+        make it a failed call.
+        """
         call = self._calls.get(attempt_id)
         if call is None or not call.hangup.is_set():
             return None
-        return self._adopted_result(attempt_id, call, answered=False)
+        return self._adopted_result(attempt_id, call, answered=answered)
 
     async def follow(
         self, attempt_id: str, *, answered: bool, timeout_s: float
@@ -211,15 +255,17 @@ class CallTracker:
     @staticmethod
     def _adopted_result(attempt_id: str, call: _Call, *, answered: bool) -> CallResult:
         # The OriginateResponse went to a connection that is gone: whether the
-        # call was answered comes from the channel state, the rest from the cause.
-        answered_at = call.answered_at or (call.ended_at if answered else None)
-        response = "Success" if answered_at is not None else None
-        return call_result(attempt_id, call, response, None, answered_at=answered_at)
+        # call was answered comes from what we know of it (its row, its channel
+        # state, a Newstate, the PBX's record), the rest from the cause.
+        answered = answered or call.answered_at is not None
+        response = "Success" if answered else None
+        return call_result(attempt_id, call, response, None, answered_at=call.answered_at)
 
     def lost_answered(self, attempt_id: str) -> CallResult:
         """The result of an answered call whose channel is gone and whose Hangup
         was lost with it (Asterisk restarted): answered, ended now, cause unknown."""
         call = self._calls.get(attempt_id) or _Call()
+        call.source = "lost"
         return call_result(attempt_id, call, "Success", None, answered_at=call.answered_at)
 
     async def place_call(
@@ -264,8 +310,11 @@ class CallTracker:
         }
         if request.caller_id:
             action["CallerID"] = request.caller_id
-        if request.variables:
-            action["Variable"] = [f"{k}={v}" for k, v in request.variables.items()]
+        variables = [f"{k}={v}" for k, v in request.variables.items()]
+        if request.call_end_context:
+            variables.append(hangup_handler_variable(request.call_end_context))
+        if variables:
+            action["Variable"] = variables
         originate = asyncio.create_task(
             ami.send_action(action, timeout=request.ring_timeout_s + request.result_margin_s),
             name=f"originate-{request.attempt_id}",
@@ -342,11 +391,41 @@ def call_result(
         abandoned=call.abandoned,
         abandon_reason=call.abandon_reason,
         agent_wait_s=call.agent_wait_s,
+        sip_code=call.sip_code,
+        source=call.source,
     )
 
 
+def pbx_result(record: PbxResult, *, answered: bool = False) -> CallResult:
+    """A call's result from the record the PBX kept of its end (source ``pbx``).
+
+    ``answered``: known answered otherwise (the attempt row says so), should
+    the record not show it.
+    """
+    call = _Call()
+    _apply_record(call, record)
+    response = "Success" if answered or record.answered else None
+    return call_result(record.attempt_id, call, response, None, answered_at=call.answered_at)
+
+
+def _apply_record(call: _Call, record: PbxResult) -> None:
+    call.source = "pbx"
+    call.cause = record.cause if record.cause is not None else call.cause
+    call.sip_code = record.sip_code if record.sip_code is not None else call.sip_code
+    call.ended_at = record.ended_at or datetime.now(UTC)
+    if record.answered:
+        call.answered_at = call.answered_at or record.answered_at or call.ended_at
+    call.amd_status = call.amd_status or record.amd_status
+    call.ivr_digits = call.ivr_digits if call.ivr_digits is not None else record.ivr_digits
+    if call.abandoned is None and record.abandoned is not None:
+        call.abandoned = record.abandoned
+        call.agent = call.agent or record.agent
+    elif call.agent is None:
+        call.agent = record.agent
+
+
 def _outcome(call: _Call, response: str | None, reason: int | None) -> Outcome:
-    outcome = classify(response, reason, call.cause)
+    outcome = classify(response, reason, call.cause, call.sip_code)
     # Answered, by a machine (AMD in our dialplan): the strategy's "machine" rule.
     if outcome is Outcome.ANSWERED and call.amd_status == "MACHINE":
         return Outcome.MACHINE

@@ -5,6 +5,12 @@ Failure, plus an old control-frame ``Reason`` code that cannot tell busy from
 congestion from a wrong number) and the Hangup of the channel, whose Q.850
 cause can. So the cause decides, and the Reason is only a fallback for calls
 whose channel never existed or whose Hangup was lost.
+
+One Q.850 cause hides two different things: 21 (call rejected) is what PJSIP
+makes of a person's 603 Decline and of the carrier refusing our trunk (401,
+403, 407). The far end's SIP status tells them apart: the Hangup event's
+``TechCause`` (Asterisk 22.7 and later) or the SIP status our dialplan's hangup
+handler records (``pbx_results.py``). When it is known it decides first.
 """
 
 from __future__ import annotations
@@ -26,6 +32,17 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned"
     # Sent, but no result arrived in time: never redialled automatically.
     DANGLING = "dangling"
+    # The callee declined the call (SIP 603 Decline): a person said no, now.
+    REJECTED = "rejected"
+    # The carrier refused our trunk (SIP 401, 402, 403, 407): nothing about the
+    # contact, so it never counts against them (strategy.py).
+    TRUNK_ERROR = "trunk_error"
+
+
+# SIP statuses with which a carrier refuses the call itself, whoever was dialled:
+# authentication required or failed, payment required, forbidden.
+TRUNK_ERROR_SIP_CODES = frozenset({401, 402, 403, 407})
+DECLINE_SIP_CODE = 603
 
 
 # Q.850 cause codes, as PJSIP maps SIP responses to them:
@@ -33,9 +50,9 @@ class Outcome(StrEnum):
 # 401/403/407/603 -> 21, 503 -> 34.
 _BY_CAUSE: dict[int, Outcome] = {
     17: Outcome.BUSY,  # user busy
-    # A person pressed "decline" (603), or the carrier refused us (403): either
-    # way the number works and a later try may get through, as with busy.
-    21: Outcome.BUSY,  # call rejected
+    # A 603 Decline, or (without the SIP status to tell) a refusal of our trunk:
+    # not busy either way. With the SIP status known, classify() decides first.
+    21: Outcome.REJECTED,  # call rejected
     18: Outcome.NO_ANSWER,  # no user responding
     19: Outcome.NO_ANSWER,  # user alerting, no answer
     20: Outcome.NO_ANSWER,  # subscriber absent (phone off, out of coverage)
@@ -65,16 +82,23 @@ def classify(
     originate_response: str | None,
     originate_reason: int | None,
     hangup_cause: int | None,
+    sip_code: int | None = None,
 ) -> Outcome:
     """The outcome of an originated call from what Asterisk reported.
 
     ``originate_response`` is OriginateResponse's Response header ("Success" or
-    "Failure"), or None when it never arrived. Causes 0 (unknown), 16 (normal
-    clearing) and 127 (interworking) say nothing about why a call failed, so
-    they defer to the Reason code.
+    "Failure"), or None when it never arrived. ``sip_code`` is the far end's
+    final SIP status when known (the Hangup's TechCause, or our hangup
+    handler's record): a refused trunk or a 603 Decline decides before the
+    cause. Causes 0 (unknown), 16 (normal clearing) and 127 (interworking) say
+    nothing about why a call failed, so they defer to the Reason code.
     """
     if originate_response == "Success":
         return Outcome.ANSWERED
+    if sip_code in TRUNK_ERROR_SIP_CODES:
+        return Outcome.TRUNK_ERROR
+    if sip_code == DECLINE_SIP_CODE:
+        return Outcome.REJECTED
     if hangup_cause is not None and hangup_cause in _BY_CAUSE:
         return _BY_CAUSE[hangup_cause]
     if originate_reason is not None and originate_reason in _BY_REASON:

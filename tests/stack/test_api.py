@@ -749,6 +749,28 @@ async def test_an_invalid_strategy_is_422_with_the_parser_message_naming_the_fie
     assert renamed.status in (404, 422)
 
 
+async def test_strategies_over_the_api_take_rules_for_rejected_and_trunk_errors(
+    api: Api,
+) -> None:
+    rules = {
+        "rejected": {"action": "close", "state": "not_connected", "status": "declined"},
+        "trunk_error": {"action": "retry", "delay_s": 900},
+    }
+    reply = await api.post("/api/v1/strategies", {**SIMPLE, "name": "declines", "on": rules})
+    assert reply.status == 201, reply.body
+    stored = reply.body["definition"]["attempts"][0]["on"]
+    assert stored["rejected"]["status"] == "declined"
+    assert stored["trunk_error"] == {"action": "retry", "delay_s": 900}
+    # A trunk error is never the contact's: only retry.
+    closing = {**SIMPLE, "name": "closes", "on": {"trunk_error": "next"}}
+    reply = await api.post("/api/v1/strategies", closing)
+    assert reply.status == 422
+    assert "on.trunk_error must be retry" in error_of(reply)["message"]
+    # An outcome no call has is refused by the schema.
+    unknown = {**SIMPLE, "name": "unknown", "on": {"declined": "next"}}
+    assert (await api.post("/api/v1/strategies", unknown)).status == 422
+
+
 # --- contacts ----------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from dialer_server.config import Config, SmsConfig
 from dialer_server.engine import store
+from dialer_server.telephony.ami import AmiClient
 
 from ..support.campaign_setup import (
     add_campaign,
@@ -24,6 +25,7 @@ from ..support.campaign_setup import (
     wait_campaign_state,
 )
 from ..support.daemon_process import ROOT, DaemonProcess, http_get, start_daemon
+from ..support.webhook_events import dial
 
 pytestmark = pytest.mark.stack
 
@@ -293,3 +295,127 @@ async def test_outside_the_calling_window_a_contact_waits_and_is_not_dialled(
     opens = datetime.combine(today + timedelta(days=2), time(0), tzinfo=UTC)
     assert contact["next_attempt_at"] == opens
     assert contact["state"] == "pending"
+
+
+ONE_CALL = {
+    "name": "one-call",
+    "version": 1,
+    "caps": {"per_contact": 1},
+    "on": {"busy": "next", "no_answer": "next"},
+    "attempts": [{"phone": 1, "ring_timeout_s": 15}],
+}
+
+
+async def test_a_call_is_sent_before_it_ends_even_when_it_ends_at_once(
+    config: Config, database_url: str
+) -> None:
+    # 40 busy lines at once: each call ends a few milliseconds after its
+    # Originate, while 40 others are being sent and recorded.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "busy-burst",
+            ONE_CALL,
+            [[f"1202{i:04d}486"] for i in range(40)],
+            max_concurrent_calls=40,
+            max_calls_per_second=100,
+        )
+        async with running_daemon(engine_config(config)) as daemon:
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=60, alive=daemon.alive
+            )
+        rows = await conn.fetch(
+            "SELECT created_at, sent_at, ended_at, outcome FROM attempts WHERE campaign_id = $1",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+    assert len(rows) == 40 and {r["outcome"] for r in rows} == {"busy"}
+    for row in rows:
+        assert row["created_at"] <= row["sent_at"] <= row["ended_at"], dict(row)
+
+
+async def test_calls_already_sent_keep_their_send_time_after_a_pause(
+    stack: Any, config: Config, database_url: str
+) -> None:
+    # 40 calls (they ring out 2 s later); the campaign is paused the moment
+    # Asterisk has 20 of them, as seen on Asterisk's own channel list. Every
+    # call Asterisk had before the pause was sent before it: its sent_at says so.
+    watcher = AmiClient(stack.ami_config())
+    stop = asyncio.Event()
+    watching = asyncio.create_task(watcher.run(stop), name="watcher")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await watcher.wait_connected(10)
+        campaign_id, _ = await add_campaign(
+            conn,
+            "pause-sent",
+            ONE_CALL,
+            [[f"1202{i:04d}181"] for i in range(40)],
+            max_concurrent_calls=40,
+            max_calls_per_second=200,
+        )
+        async with running_daemon(engine_config(config)):
+            async with asyncio.timeout(20):
+                while True:
+                    reply = await watcher.send_action({"Action": "CoreShowChannels"})
+                    on_asterisk = {
+                        m.get("Uniqueid") for m in reply if m.get("Event") == "CoreShowChannel"
+                    }
+                    ours = {
+                        str(r["id"])
+                        for r in await conn.fetch(
+                            "SELECT id FROM attempts WHERE campaign_id = $1", campaign_id
+                        )
+                    }
+                    if len(on_asterisk & ours) >= 20:
+                        break
+            await store.set_campaign_state(conn, campaign_id, "paused")
+            paused_at = await conn.fetchval(
+                "SELECT updated_at FROM campaigns WHERE id = $1", campaign_id
+            )
+            async with asyncio.timeout(20):
+                while await conn.fetchval(
+                    "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended'",
+                    campaign_id,
+                ):
+                    await asyncio.sleep(0.1)
+        rows = await conn.fetch(
+            "SELECT id, sent_at, ended_at, outcome FROM attempts WHERE campaign_id = $1",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+        stop.set()
+        await asyncio.wait_for(watching, 10)
+    seen = [r for r in rows if str(r["id"]) in on_asterisk]
+    assert len(seen) >= 20
+    for row in seen:
+        assert row["outcome"] == "no_answer"
+        assert row["sent_at"] < paused_at < row["ended_at"], dict(row)
+    for row in rows:
+        assert row["sent_at"] <= row["ended_at"], dict(row)
+
+
+async def test_a_call_that_waited_for_its_sent_mark_goes_out_only_if_its_campaign_runs(
+    pool: Any,
+) -> None:
+    # A call that got its connection at once goes out as claimed; one that
+    # waited for it (a busy pool) re-checks the campaign, as after a wait for
+    # the rate limit: paused meanwhile, it is not marked, so not sent.
+    async with pool.acquire() as conn:
+        campaign_id, (first, second) = await add_campaign(
+            conn, "mark-wait", ONE_CALL, [[ANSWER], [BUSY]]
+        )
+        waited, at_once = [await dial(conn, campaign_id, c) for c in (first, second)]
+        await store.set_campaign_state(conn, campaign_id, "paused")
+        assert not await store.mark_attempt_sent(conn, waited, if_running=True)
+        assert await store.mark_attempt_sent(conn, at_once)
+        states = {
+            str(r["id"]): r["state"]
+            for r in await conn.fetch(
+                "SELECT id, state FROM attempts WHERE campaign_id = $1", campaign_id
+            )
+        }
+    assert states == {waited: "created", at_once: "sent"}

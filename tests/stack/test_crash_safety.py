@@ -9,16 +9,27 @@ more than its strategy allows, no contact dialled by two daemons at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from dialer_server.config import Config
 from dialer_server.engine import store
+from dialer_server.engine.strategy import load_strategy_file, strategy_to_dict
 
-from ..support.campaign_setup import add_campaign, wait_campaign_state
+from ..support.ami_proxy import AmiProxy
+from ..support.campaign_setup import (
+    add_campaign,
+    engine_config,
+    running_daemon,
+    wait_campaign_state,
+)
 from ..support.daemon_process import DaemonProcess, start_daemon
+from ..support.sql import sql
 
 pytestmark = pytest.mark.stack
 
@@ -34,6 +45,12 @@ ONE_TRY = {
     },
     "attempts": [{"phone": 1, "ring_timeout_s": 15}],
 }
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# The shipped default: a failed call moves on to phone 2, which falls back to
+# phone 1 when empty: a call recorded as failed is dialled again.
+DEFAULT = strategy_to_dict(load_strategy_file(ROOT / "strategies" / "default.yaml"))
 
 
 def numbers(count: int, suffix: str) -> list[list[str | None]]:
@@ -131,6 +148,251 @@ async def test_kill_9_mid_campaign_then_restart_completes_without_extra_dials(
     assert any("taking over" in m for m in logs), logs
 
 
+async def wait_no_open_attempts(url: str, campaign_id: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            conn = await asyncpg.connect(url)
+            try:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended'",
+                    campaign_id,
+                )
+            finally:
+                await conn.close()
+            if count == 0:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def wait_answered_attempts(url: str, campaign_id: int, count: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            conn = await asyncpg.connect(url)
+            try:
+                answered = await conn.fetchval(
+                    "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state = 'answered'",
+                    campaign_id,
+                )
+            finally:
+                await conn.close()
+            if answered >= count:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_answered_calls_outliving_a_kill_9_stay_answered_and_are_never_redialled(
+    stack: Any, database_url: str, tmp_path: Path
+) -> None:
+    # 20 calls answered, 5 held 5 s and 15 held 10 s. The daemon dies once all
+    # are answered; a new one starts once the first 5 have ended, on a slow
+    # database (the test holds the contacts' rows, as a busy PostgreSQL would
+    # hold up each write), and the other 15 end while it settles what it took
+    # over. Each person spoke to us once: every contact is connected after one
+    # attempt, never dialled again.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "answered-kill9",
+            DEFAULT,
+            numbers(5, "205") + [[f"1203{i:04d}210"] for i in range(15)],
+            max_concurrent_calls=20,
+            max_calls_per_second=50,
+        )
+    finally:
+        await conn.close()
+    first = start(stack, database_url, tmp_path, "first")
+    try:
+        await wait_answered_attempts(database_url, campaign_id, 20, timeout=20)
+        answered = time.monotonic()
+        first.proc.kill()
+        first.proc.wait()
+    finally:
+        first.close()
+    await asyncio.sleep(max(0.0, answered + 5.5 - time.monotonic()))
+    slow = await asyncpg.connect(database_url)
+    try:
+        async with slow.transaction():
+            await slow.execute(
+                "SELECT id FROM contacts WHERE campaign_id = $1 FOR UPDATE", campaign_id
+            )
+            second = start(stack, database_url, tmp_path, "second")
+            # Until the 10 s calls have hung up: their Hangups reach the new
+            # daemon while it is still settling the attempts it took over.
+            await asyncio.sleep(max(0.0, answered + 11 - time.monotonic()))
+        await wait_no_open_attempts(database_url, campaign_id, timeout=30)
+    finally:
+        await slow.close()
+        second.close()
+    conn = await asyncpg.connect(database_url)
+    try:
+        attempts = await conn.fetch(
+            """SELECT contact_id, number, outcome, hangup_cause, result_source,
+                      answered_at IS NOT NULL AS answered
+               FROM attempts WHERE campaign_id = $1 ORDER BY contact_id""",
+            campaign_id,
+        )
+        states = await conn.fetch(
+            "SELECT state, count(*) FROM contacts WHERE campaign_id = $1 GROUP BY state",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+    assert len(attempts) == 20, [dict(a) for a in attempts]
+    assert {a["outcome"] for a in attempts} == {"answered"}, [dict(a) for a in attempts]
+    assert all(a["answered"] for a in attempts)
+    assert dict(states) == {"connected": 20}, dict(states)
+    # The 5 calls that ended while no daemon ran: learned from the PBX's record.
+    ended_unseen = [a["result_source"] for a in attempts if a["number"].endswith("205")]
+    assert ended_unseen == ["pbx"] * 5, [dict(a) for a in attempts]
+
+
+async def wait_attempts_in_state(
+    url: str, campaign_id: int, state: str, count: int, timeout: float
+) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            conn = await asyncpg.connect(url)
+            try:
+                found = await conn.fetchval(
+                    "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state = $2",
+                    campaign_id,
+                    state,
+                )
+            finally:
+                await conn.close()
+            if found >= count:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_calls_ringing_when_their_daemon_dies_get_their_real_outcome(
+    stack: Any, database_url: str, tmp_path: Path
+) -> None:
+    # Killed while 10 calls ring: 5 ring out (480) 2 s later, while no daemon
+    # runs; 5 ring until their 15 s timeout, well after the next daemon started.
+    # None is dangling: the first get their end from the PBX's record, the
+    # others are followed to it.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "ringing-kill9",
+            ONE_TRY,
+            numbers(5, "181") + [[f"1203{i:04d}180"] for i in range(5)],
+            max_concurrent_calls=10,
+            max_calls_per_second=50,
+        )
+    finally:
+        await conn.close()
+    first = start(stack, database_url, tmp_path, "first")
+    try:
+        await wait_attempts_in_state(database_url, campaign_id, "sent", 10, timeout=20)
+        first.proc.kill()
+        first.proc.wait()
+    finally:
+        first.close()
+    await asyncio.sleep(3)
+    second = start(stack, database_url, tmp_path, "second")
+    try:
+        await wait_campaign_state(
+            database_url, campaign_id, "completed", timeout=60, alive=second.alive
+        )
+    finally:
+        second.close()
+    await check_campaign(database_url, campaign_id, max_attempts=1)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT number, outcome, hangup_cause, sip_code, result_source,
+                      extract(epoch FROM ended_at - sent_at) AS rang
+               FROM attempts WHERE campaign_id = $1 ORDER BY number""",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+    ring_outs = [dict(r) for r in rows if r["number"].endswith("181")]
+    timeouts = [dict(r) for r in rows if r["number"].endswith("180")]
+    for row in ring_outs:
+        assert (row["outcome"], row["hangup_cause"], row["sip_code"]) == ("no_answer", 19, 480)
+        # Ended while no daemon ran: only the PBX saw it.
+        assert row["result_source"] == "pbx", row
+    for row in timeouts:
+        assert (row["outcome"], row["hangup_cause"]) == ("no_answer", 19), row
+        # Followed by the second daemon to the end of the ring time.
+        assert 14.5 <= row["rang"] < 20, row
+
+
+async def test_an_attempt_its_daemon_never_sent_is_put_back_and_dialled(
+    config: Config, database_url: str
+) -> None:
+    # A daemon died between claiming a contact and marking its attempt sent:
+    # the Originate never left. The contact is dialled once, as if nothing
+    # happened, never closed dangling.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, (contact_id,) = await add_campaign(
+            conn, "never-sent", ONE_TRY, numbers(1, "201"), start=False
+        )
+        dead = await conn.fetchval(
+            "INSERT INTO dialer_instances (hostname, pid) VALUES ('gone', 1) RETURNING id"
+        )
+        unsent = await conn.fetchval(
+            sql("insert_engine_attempt"), campaign_id, contact_id, "call", 1, "12020000201", 0, dead
+        )
+        await conn.execute(sql("mark_contact_dialling"), contact_id)
+        await store.set_campaign_state(conn, campaign_id, "running")
+        async with running_daemon(engine_config(config)) as daemon:
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=30, alive=daemon.alive
+            )
+        attempts = await store.contact_attempts(conn, contact_id)
+        contact = await store.get_contact(conn, contact_id)
+    finally:
+        await conn.close()
+    assert [(a["outcome"], a["result_source"]) for a in attempts] == [("answered", "live")]
+    assert str(attempts[0]["id"]) != str(unsent)
+    assert contact is not None and contact["state"] == "connected"
+
+
+async def test_calls_that_end_while_ami_is_cut_off_get_their_real_outcome(
+    stack: Any, config: Config, database_url: str
+) -> None:
+    # The link between the dialer and Asterisk goes down for 7 s while calls
+    # ring out (480 after 2 s) or talk (answered, 5 s): they all end while the
+    # dialer cannot see them. On reconnect, reconciliation reads how they ended.
+    proxy = AmiProxy(stack.env["DIALER_AMI_HOST"], int(stack.env["DIALER_AMI_PORT"]))
+    await proxy.start()
+    config = dataclasses.replace(
+        engine_config(config), ami=dataclasses.replace(config.ami, port=proxy.port)
+    )
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "ami-cut",
+            ONE_TRY,
+            numbers(4, "181") + [[f"1203{i:04d}205"] for i in range(3)],
+            max_concurrent_calls=7,
+            max_calls_per_second=50,
+        )
+        async with running_daemon(config) as daemon:
+            await wait_attempts_in_state(database_url, campaign_id, "answered", 3, timeout=20)
+            proxy.cut(7)
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=40, alive=daemon.alive
+            )
+        rows = await conn.fetch(
+            "SELECT number, outcome, result_source FROM attempts WHERE campaign_id = $1",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+        await proxy.close()
+    got = sorted((r["number"][-3:], r["outcome"], r["result_source"]) for r in rows)
+    assert got == [("181", "no_answer", "pbx")] * 4 + [("205", "answered", "pbx")] * 3
+
+
 async def restart_mid_campaign(
     stack: Any, url: str, tmp_path: Path, service: str, suffix: str, count: int
 ) -> dict[str, int]:
@@ -224,3 +486,49 @@ async def test_two_daemons_on_one_database_never_dial_a_contact_twice(
         await conn.close()
     assert dialled_by == 2, "both daemons should have taken a share of the work"
     assert most_at_once <= 4
+
+
+async def test_a_call_answered_while_reconciliation_lists_channels_is_not_taken_for_lost(
+    config: Config, database_url: str
+) -> None:
+    # Reconciliation's channel list is a snapshot: a call whose channel appears
+    # and is answered after the list was made, but before it is read, is not on
+    # it. It must not be judged by its absence (it would be recorded answered
+    # and "lost" at once, its real end unseen). The listing below is the real
+    # one, minus the call: as Asterisk made it a moment before the call existed.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, (contact_id,) = await add_campaign(
+            conn, "answered-during-listing", ONE_TRY, numbers(1, "261"), start=False
+        )
+        async with running_daemon(engine_config(config)) as daemon:
+            scheduler, tracker = daemon.scheduler, daemon.scheduler.tracker
+            real_send = daemon.ami.send_action
+
+            async def stale_listing(action: Any, timeout: float | None = None) -> Any:
+                reply = await real_send(action, timeout)
+                if action.get("Action") != "CoreShowChannels" or not scheduler._active:
+                    return reply
+                (attempt_id,) = scheduler._active
+                async with asyncio.timeout(10):
+                    while not tracker.is_answered(attempt_id):
+                        await asyncio.sleep(0.01)
+                return [m for m in reply if m.get("Uniqueid") != attempt_id]
+
+            daemon.ami.send_action = stale_listing  # type: ignore[method-assign]
+            await store.set_campaign_state(conn, campaign_id, "running")
+            await wait_attempts_in_state(database_url, campaign_id, "sent", 1, timeout=10)
+            scheduler._reconcile_needed.set()
+            await wait_attempts_in_state(database_url, campaign_id, "answered", 1, timeout=10)
+            await asyncio.sleep(1.5)  # the reconciliation is over
+            (attempt,) = await store.contact_attempts(conn, contact_id)
+            assert attempt["state"] == "answered", dict(attempt)  # still followed
+            # The person hangs up.
+            await real_send({"Action": "Hangup", "Channel": "/^PJSIP/carrier-.*$/"})
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=10, alive=daemon.alive
+            )
+        (attempt,) = await store.contact_attempts(conn, contact_id)
+    finally:
+        await conn.close()
+    assert (attempt["outcome"], attempt["result_source"]) == ("answered", "live")

@@ -120,6 +120,15 @@ async def test_call_and_attempt_counters_equal_the_attempts_in_the_database(
     assert observed.value("dialer_retries_scheduled_total", campaign=c) == 2
     # Defined for agent modes, zero until they exist.
     assert observed.value("dialer_calls_abandoned_total", campaign=c) == 0
+    # Every call's result seen live by its own daemon; no refused trunk, no pause.
+    learned = {
+        source: observed.value("dialer_call_results_learned_total", campaign=c, source=source)
+        for source in ("live", "pbx", "lost")
+    }
+    assert learned == {"live": calls, "pbx": 0, "lost": 0}
+    assert observed.value("dialer_trunk_errors_total", campaign=c, trunk="carrier") == 0
+    reason = "trunk_errors"
+    assert observed.value("dialer_campaign_auto_pauses_total", campaign=c, reason=reason) == 0
 
 
 async def test_contact_gauges_and_closed_counters_equal_the_contacts_in_the_database(
@@ -161,6 +170,11 @@ def test_ami_engine_and_database_health_are_exported(observed: Observed) -> None
         "Originate",
         "CoreShowChannels",
         "MessageSend",
+        "DBGetTree",
+        "DBGet",
+        "DBDel",
+        "ShowDialPlan",
+        "ModuleCheck",
         "other",
     }
     assert (v("dialer_scheduler_tick_lag_seconds_count") or 0) > 10

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from dialer_server.engine import store
+from dialer_server.telephony import pbx_results
 from dialer_server.telephony.ami import AmiClient
-from dialer_server.telephony.originate import CallRequest, CallTracker
+from dialer_server.telephony.originate import CallRequest, CallTracker, pbx_result
 from dialer_server.telephony.outcomes import Outcome
 
 
@@ -67,11 +68,25 @@ async def _dial(pool: Any, ami: AmiClient, tracker: CallTracker, number: str) ->
             trunk="carrier",
             context="dialer-answered",
             ring_timeout_s=15,
+            call_end_context="dialer-call-end",
         ),
         on_sent=sent,
         on_answered=answered,
     )
     assert result.attempt_id == attempt_id
+    assert result.source == "live"
+    # The PBX recorded the same end, under the attempt id, for a daemon that
+    # would not have been there to see it.
+    record = await pbx_results.read(ami, attempt_id)
+    assert record is not None, number
+    from_pbx = pbx_result(record)
+    assert (from_pbx.outcome, from_pbx.hangup_cause) == (result.outcome, result.hangup_cause)
+    # The far end's own final status; a call Asterisk cancelled got none (the
+    # Hangup says 480 for it).
+    assert from_pbx.sip_code in (result.sip_code, None), number
+    assert (from_pbx.sip_code is None) == (result.outcome in (Outcome.ANSWERED, Outcome.NO_ANSWER))
+    await pbx_results.forget(ami, attempt_id)
+    assert await pbx_results.read(ami, attempt_id) is None
     async with pool.acquire() as conn:
         assert await store.record_attempt_result(conn, result)
         # An attempt ends once: a repeated result changes nothing.
@@ -82,15 +97,22 @@ async def _dial(pool: Any, ami: AmiClient, tracker: CallTracker, number: str) ->
     return row
 
 
+# number, outcome, Q.850 cause, the far end's SIP status (Hangup's TechCause:
+# Asterisk gives it for calls that failed, none for answered ones)
 CASES = [
-    ("15550100202", Outcome.ANSWERED, 16),
-    ("15550100486", Outcome.BUSY, 17),
-    ("15550100180", Outcome.NO_ANSWER, 19),
-    ("15550100503", Outcome.CONGESTION, 34),
-    ("15550100404", Outcome.INVALID_NUMBER, 1),
-    ("15550100484", Outcome.INVALID_NUMBER, 28),
-    ("15550100603", Outcome.BUSY, 21),
-    ("15550100488", Outcome.FAILED, 58),
+    ("15550100202", Outcome.ANSWERED, 16, None),
+    ("15550100486", Outcome.BUSY, 17, 486),
+    ("15550100180", Outcome.NO_ANSWER, 19, 480),
+    ("15550100503", Outcome.CONGESTION, 34, 503),
+    ("15550100404", Outcome.INVALID_NUMBER, 1, 404),
+    ("15550100484", Outcome.INVALID_NUMBER, 28, 484),
+    ("15550100488", Outcome.FAILED, 58, 488),
+    # Cause 21 twice: a person's decline, and the carrier refusing our trunk.
+    ("15550100603", Outcome.REJECTED, 21, 603),
+    ("15550109401", Outcome.TRUNK_ERROR, 21, 401),
+    ("15550109402", Outcome.TRUNK_ERROR, 127, 402),
+    ("15550109403", Outcome.TRUNK_ERROR, 21, 403),
+    ("15550109407", Outcome.TRUNK_ERROR, 21, 407),
 ]
 
 
@@ -98,9 +120,11 @@ async def test_every_far_end_behaviour_maps_to_its_outcome(
     pool: Any, ami: tuple[AmiClient, CallTracker]
 ) -> None:
     client, tracker = ami
-    rows = await asyncio.gather(*(_dial(pool, client, tracker, n) for n, _, _ in CASES))
-    for (number, outcome, cause), row in zip(CASES, rows, strict=True):
+    rows = await asyncio.gather(*(_dial(pool, client, tracker, n) for n, *_ in CASES))
+    for (number, outcome, cause, sip), row in zip(CASES, rows, strict=True):
         assert (row["outcome"], row["hangup_cause"]) == (outcome.value, cause), number
+        assert row["sip_code"] == sip, number
+        assert row["result_source"] == "live"
         assert row["state"] == "ended"
         assert row["seen_states"][0] == "sent"
         assert row["sent_at"] <= row["ended_at"]

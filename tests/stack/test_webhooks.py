@@ -85,6 +85,8 @@ async def test_campaign_state_changes_are_recorded_once_per_change(pool: Any) ->
         "name": "states",
         "state": "running",
         "previous_state": "stopped",
+        # Only a change the dialer makes itself has a reason (a pause for trunk errors).
+        "reason": None,
     }
     assert first["occurred_at"].endswith("Z")
 

@@ -18,6 +18,15 @@ def test_defaults_without_file_or_environment() -> None:
     config = load_config(env={})
     assert config.ami.port == 5038
     assert config.dialing.ring_timeout_s == 30
+    # Every call carries the hangup handler that records its end in the PBX.
+    assert config.dialing.call_end_context == "dialer-call-end"
+    assert config.dialing.trunk_error_pause_after == 5
+
+
+def test_the_hangup_handler_and_the_trunk_error_pause_can_be_turned_off() -> None:
+    env = {"DIALER_DIALING_CALL_END_CONTEXT": "", "DIALER_DIALING_TRUNK_ERROR_PAUSE_AFTER": "0"}
+    config = load_config(env=env)
+    assert (config.dialing.call_end_context, config.dialing.trunk_error_pause_after) == ("", 0)
 
 
 def test_file_values_are_typed(tmp_path: Path) -> None:
@@ -59,6 +68,10 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("", {"DIALER_AMI_PORT": "many"}, "ami.port must be int"),
         ("[ami]\nport = 70000\n", {}, "ami.port must be a TCP port"),
         ("[dialing]\nring_timeout_s = 10\n", {}, "at least 15 seconds"),
+        ("[dialing]\ntrunk_error_pause_after = -1\n", {}, "trunk_error_pause_after must be >= 0"),
+        # It goes into an Originate Variable, where a comma would split it.
+        ('[dialing]\ncall_end_context = "a,b"\n', {}, "call_end_context must be a dialplan"),
+        ("", {"DIALER_DIALING_CALL_END_CONTEXT": "x y"}, "call_end_context must be a dialplan"),
         ('[log]\nlevel = "LOUD"\n', {}, "log.level must be one of"),
         ('[database]\nurl = "mysql://x"\n', {}, "postgresql:// URL"),
         ("[ami\n", {}, "is not valid TOML"),

@@ -117,6 +117,53 @@ def test_minimal_strategy_gets_defaults_and_builtin_rules() -> None:
     assert rules["failed"] == Rule(Action.NEXT)
     assert rules["machine"] == Rule(Action.RETRY, 3600)
     assert rules["dangling"] == Rule(Action.CLOSE, 0, "dangling", "failed", "$error")
+    assert rules["rejected"] == Rule(Action.RETRY, 4 * 3600)
+    assert rules["trunk_error"] == Rule(Action.RETRY, 300)
+
+
+def test_a_declined_call_is_tried_again_hours_later_never_like_busy() -> None:
+    strategy = shipped("default")
+    decision = next_action(strategy, PHONES, [call(0, "rejected", NOW)], NOW)
+    assert decision == Dial(0, 1, PHONES[0] or "", NOW + s(4 * 3600), 30)
+    # A busy -> sms rule does not text someone who declined.
+    texting = shipped("phones-then-sms")
+    declined = next_action(texting, PHONES, [call(0, "rejected", NOW)], NOW)
+    assert isinstance(declined, Dial) and declined.at == NOW + s(4 * 3600)
+
+
+def test_rejected_rules_are_usable_in_strategy_files() -> None:
+    strategy = make(on={"rejected": {"action": "close", "state": "not_connected"}})
+    decision = next_action(strategy, PHONES, [call(0, "rejected", NOW)], NOW)
+    assert decision == Close("not_connected", "failed", "$unavailable")
+
+
+def test_a_trunk_error_redials_the_same_step_and_counts_for_nothing() -> None:
+    strategy = make(caps={"per_contact": 2, "per_phone": 1, "per_day": 1})
+    history = [call(0, "trunk_error", NOW)]
+    decision = next_action(strategy, PHONES, history, NOW)
+    # per_phone 1 and per_day 1 would forbid a second call, if the first counted.
+    assert decision == Dial(0, 1, PHONES[0] or "", NOW + s(300), 30)
+    for _ in range(5):
+        history.append(call(0, "trunk_error", NOW))
+    assert next_action(strategy, PHONES, history, NOW) == decision
+    # The first real result is the contact's first try: busy, one try, next step: none.
+    history.append(call(0, "busy", NOW))
+    assert next_action(strategy, PHONES, history, NOW) == close_for("retries_completed")
+
+
+def test_a_trunk_error_keeps_the_step_after_fallbacks_and_redials() -> None:
+    strategy = make(attempts=[{"phone": 1}, {"phone": 2, "max_tries": 1}])
+    history = [call(0, "no_answer", NOW), call(1, "trunk_error", NOW, slot=2)]
+    decision = next_action(strategy, PHONES, history, NOW)
+    assert decision == Dial(1, 2, PHONES[1] or "", NOW + s(300), 30)
+
+
+def test_trunk_error_rules_may_only_retry() -> None:
+    strategy = make(on={"trunk_error": {"action": "retry", "delay_s": 60}})
+    assert strategy.steps[0].rules["trunk_error"] == Rule(Action.RETRY, 60)
+    for rule in ("next", "sms", {"action": "close", "state": "not_connected"}):
+        with pytest.raises(StrategyError, match=r"on\.trunk_error must be retry"):
+            make(sms={"text": SMS_TEXT}, attempts=[{"phone": 1, "on": {"trunk_error": rule}}])
 
 
 def test_sms_step_rules_default_to_the_sms_close_state() -> None:
@@ -804,6 +851,8 @@ _CALL_CLOSE_STATES = ("connected", "not_connected", "retries_completed", "dnc_li
 
 @functools.cache  # building search strategies costs more than drawing from them
 def _rules(channel: str, outcome: str, sms_action: bool) -> st.SearchStrategy[Rule]:
+    if channel == "call" and outcome == Outcome.TRUNK_ERROR:
+        return st.builds(Rule, st.just(Action.RETRY), delay_s=_delays)
     if channel == "call" and outcome == Outcome.DANGLING:
         return st.builds(
             Rule,
@@ -942,6 +991,7 @@ def test_simulated_contacts_respect_the_caps_and_always_close(
     now = NOW
     history: list[PastAttempt] = []
     decision: Decision = first_action(strategy, phones, now)
+    # Decisions after which the contact was really tried: trunk errors count for nothing.
     decisions = 1
     while not isinstance(decision, Close):
         assert decisions <= caps.per_contact, "more attempts than caps.per_contact"
@@ -950,7 +1000,11 @@ def test_simulated_contacts_respect_the_caps_and_always_close(
         channel = "call" if isinstance(decision, Dial) else "sms"
         if isinstance(decision, Dial) and caps.per_phone is not None:
             same_number = [
-                a for a in history if a.channel == "call" and a.number == decision.number
+                a
+                for a in history
+                if a.channel == "call"
+                and a.number == decision.number
+                and a.outcome != Outcome.TRUNK_ERROR
             ]
             assert len(same_number) < caps.per_phone
         outcome = data.draw(_CALL_RESULTS if channel == "call" else _SMS_RESULTS)
@@ -962,11 +1016,18 @@ def test_simulated_contacts_respect_the_caps_and_always_close(
             )
         )
         now = started + s(data.draw(st.sampled_from([0, 5, 45, 3600])))
+        previous = decision
         decision = next_action(strategy, phones, history, now)
-        decisions += 1
+        if channel == "call" and outcome == Outcome.TRUNK_ERROR:
+            # The same call again, later; nothing counted.
+            assert isinstance(decision, Dial) and decision.step == previous.step
+            assert decision.number == previous.number and decision.at >= now
+        else:
+            decisions += 1
         if channel == "call" and outcome == Outcome.DANGLING:
             assert isinstance(decision, Close) and decision.state == "dangling"
 
+    history = [a for a in history if a.outcome != Outcome.TRUNK_ERROR]
     assert len(history) <= caps.per_contact
     assert decisions <= caps.per_contact + 1
     assert decision.state in CONTACT_FINAL_STATES - {"sms_responded"}

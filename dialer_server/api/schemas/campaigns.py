@@ -243,12 +243,29 @@ _COUNTS = obj(
 
 # What a campaign reads as: its identity and state, every setting the API may
 # change (one list, so a new setting cannot be writable but unreadable), times.
-CAMPAIGN_FIELDS = ("id", "name", "state", "strategy", *SETTINGS[1:], "created_at", "updated_at")
+CAMPAIGN_FIELDS = (
+    "id",
+    "name",
+    "state",
+    "state_reason",
+    "strategy",
+    *SETTINGS[1:],
+    "created_at",
+    "updated_at",
+)
 CAMPAIGN = obj(
     {
         "id": ID,
         "name": TEXT,
         "state": {"type": "string", "enum": list(CAMPAIGN_STATES)},
+        "state_reason": nullable(
+            {
+                **TEXT,
+                "description": "Why the campaign is in its state when the dialer put it "
+                "there itself (paused after trunk errors in a row); null after any change "
+                "made over the API or the CLI.",
+            }
+        ),
         "strategy": nullable(
             obj({"id": ID, "name": TEXT, "version": INT}, required=["id", "name", "version"])
         ),

@@ -112,6 +112,8 @@ ATTEMPT_FIELDS = (
     "ended_at",
     "hangup_cause",
     "hangup_cause_text",
+    "sip_code",
+    "result_source",
     "detail",
     "amd_status",
     "ivr_digits",
@@ -131,11 +133,31 @@ ATTEMPT = obj(
         "state": {"type": "string", "enum": ["created", "sent", "answered", "ended"]},
         "outcome": nullable(TEXT),
         "created_at": DATETIME,
-        "sent_at": nullable(DATETIME),
+        "sent_at": nullable(
+            {**DATETIME, "description": "When the Originate went out (never after ended_at)."}
+        ),
         "answered_at": nullable(DATETIME),
         "ended_at": nullable(DATETIME),
         "hangup_cause": nullable(INT),
         "hangup_cause_text": nullable(TEXT),
+        "sip_code": nullable(
+            {
+                **INT,
+                "description": "The far end's last SIP status when Asterisk told it: "
+                "603 (outcome rejected), 401, 402, 403, 407 (trunk_error), 486...",
+            }
+        ),
+        "result_source": nullable(
+            {
+                "type": "string",
+                "enum": ["live", "pbx", "lost"],
+                "description": "How a call's result was learned: live (the call's own "
+                "AMI events), pbx (the record the PBX kept of a call whose end no daemon "
+                "saw, read back by reconciliation), lost (neither: the PBX lost the call; "
+                "the outcome is dangling, or answered if it was seen answered). null for "
+                "SMS and open attempts.",
+            }
+        ),
         "detail": nullable(TEXT),
         # What the dialplan reported: AMD's verdict (MACHINE, HUMAN, NOTSURE; null
         # without AMD) and the keys pressed in the IVR ("" for none; null: no IVR).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...engine.strategy import CALL_OUTCOMES, SMS_OUTCOMES
 from .common import DATETIME, ID, INT, STRATEGY_NAME, TEXT, Schema, nullable, obj
 
 _RULE = {
@@ -18,7 +19,13 @@ _RULE = {
         ),
     ]
 }
-_RULES = {"type": "object", "additionalProperties": _RULE}
+_RULES = {
+    "type": "object",
+    # The outcomes a rule may be for: a call's (rejected: a 603 Decline;
+    # trunk_error: the carrier refused us, retry only) or an SMS's.
+    "propertyNames": {"enum": sorted({*CALL_OUTCOMES, *SMS_OUTCOMES})},
+    "additionalProperties": _RULE,
+}
 _STRATEGY_KEYS: dict[str, Schema] = {
     "name": {"type": "string", "pattern": STRATEGY_NAME},
     "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},

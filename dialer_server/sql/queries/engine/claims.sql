@@ -82,3 +82,11 @@ WHERE id = $1;
 -- name: release_preview
 -- A preview contact not dialled now (window closed, do-not-call): no longer its agent's.
 UPDATE contacts SET preview_agent = NULL, preview_offered_at = NULL WHERE id = $1;
+
+-- name: put_back_contact
+-- A contact whose attempt never went out (reconciliation): due at once, on the
+-- step it was claimed for, unless something closed it meanwhile.
+UPDATE contacts
+SET next_attempt_at = now(), next_step = $2, next_channel = $3, next_phone_slot = $4,
+    updated_at = now()
+WHERE id = $1 AND closed_at IS NULL;

@@ -17,10 +17,40 @@ WHERE id = $1 AND closed_at IS NULL;
 -- name: record_attempt_outcome
 -- Like record_attempt_result, for results that are not a call report (SMS, dangling).
 UPDATE attempts
-SET state = 'ended', ended_at = $3::timestamptz, outcome = $2::text, detail = $4,
+SET state = 'ended', ended_at = greatest($3::timestamptz, sent_at), outcome = $2::text,
+    detail = $4, result_source = $5::text,
     sent_at = coalesce(sent_at, CASE WHEN $2::text = 'sent' THEN $3::timestamptz END)
 WHERE id = $1 AND state <> 'ended'
 RETURNING id;
+
+-- name: last_results_all_trunk_errors
+-- Whether the campaign's last $2 call results were all trunk errors (by the
+-- partial index on ended call attempts).
+SELECT count(*) = $2 AND bool_and(outcome = 'trunk_error')
+FROM (SELECT outcome FROM attempts
+      WHERE campaign_id = $1 AND channel = 'call' AND state = 'ended'
+      ORDER BY ended_at DESC LIMIT $2) AS recent;
+
+-- name: campaign_trunk
+SELECT trunk FROM campaigns WHERE id = $1;
+
+-- name: pause_for_trunk_errors
+-- Only a running campaign: of many results at once, one pauses it.
+UPDATE campaigns SET state = 'paused', state_reason = $2, updated_at = now()
+WHERE id = $1 AND state = 'running'
+RETURNING id;
+
+-- name: trunk_errors_webhook
+-- The campaign.trunk_errors event, in the transaction of the pause (the trigger
+-- adds campaign.state_changed with the same reason).
+SELECT webhook_enqueue(
+    'campaign.trunk_errors', c.id, 'campaign:' || c.id,
+    jsonb_build_object(
+        'campaign', jsonb_build_object('id', c.id, 'name', c.name, 'state', c.state,
+                                       'reason', c.state_reason),
+        'trunk', $2::text, 'trunk_errors', $3::integer, 'sip_code', $4::integer,
+        'reason', $5::text))
+FROM campaigns c WHERE c.id = $1 AND webhooks_enabled();
 
 -- name: insert_sms_inbound
 -- Nothing (no id) when another daemon stored the same message already ($4).

@@ -23,28 +23,46 @@ VALUES ($1, $2, $3, $4, $5)
 RETURNING id;
 
 -- name: mark_attempt_sent
-UPDATE attempts SET state = 'sent', sent_at = coalesce(sent_at, now())
-WHERE id = $1 AND state = 'created';
+-- Written before the Originate, with the moment it goes out ($2): while an
+-- attempt is 'created' its call has not left, so reconciliation may put it back.
+UPDATE attempts SET state = 'sent', sent_at = coalesce(sent_at, $2::timestamptz, now())
+WHERE id = $1 AND state = 'created'
+RETURNING id;
+
+-- name: mark_attempt_sent_if_running
+-- The same, for a call that waited (for a connection) before its mark: like a
+-- call that waited for the rate limit, it goes out only if its campaign still runs.
+UPDATE attempts a SET state = 'sent', sent_at = coalesce(a.sent_at, $2::timestamptz, now())
+WHERE a.id = $1 AND a.state = 'created'
+  AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = a.campaign_id AND c.state = 'running')
+RETURNING a.id;
 
 -- name: mark_attempt_answered
-UPDATE attempts SET state = 'answered', answered_at = coalesce(answered_at, now()),
-                    sent_at = coalesce(sent_at, now())
+UPDATE attempts SET state = 'answered',
+                    answered_at = coalesce(answered_at, $2::timestamptz, now())
 WHERE id = $1 AND state IN ('created', 'sent');
 
 -- name: record_attempt_result
 -- An attempt ends once: a late or repeated result for an ended attempt changes nothing.
+-- A call never ends before it was sent: a PBX clock behind ours cannot make it so.
 UPDATE attempts
-SET state = 'ended', ended_at = $7, outcome = $2, originate_response = $3,
+SET state = 'ended', ended_at = greatest($7, sent_at), outcome = $2, originate_response = $3,
     originate_reason = $4, hangup_cause = $5, hangup_cause_text = $6,
-    sent_at = coalesce(sent_at, $7), answered_at = coalesce(answered_at, $8)
+    sent_at = coalesce(sent_at, $7), answered_at = coalesce(answered_at, $8),
+    sip_code = $9, result_source = $10
 WHERE id = $1 AND state <> 'ended'
 RETURNING id;
 
 -- name: get_attempt
-SELECT id, campaign_id, contact_id, channel, phone_slot, number, state, created_at, sent_at,
+SELECT id, campaign_id, contact_id, channel, step, phone_slot, number, state, created_at, sent_at,
        answered_at, ended_at, originate_response, originate_reason, hangup_cause,
-       hangup_cause_text, outcome
+       hangup_cause_text, outcome, sip_code, result_source
 FROM attempts WHERE id = $1;
+
+-- name: attempt_states
+-- The state of each of these attempts that exists (reconciliation's clean-up of
+-- the PBX's records).
+SELECT id::text, state FROM attempts WHERE id = ANY ($1::uuid[]);
 
 -- name: insert_strategy_version
 -- Stores a strategy version once; returns the stored definition either way so
@@ -78,7 +96,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 RETURNING id;
 
 -- name: set_campaign_state
-UPDATE campaigns SET state = $2, updated_at = now() WHERE id = $1 RETURNING state;
+-- A change made over the API or the CLI: the dialer's own reason for the old state goes.
+UPDATE campaigns SET state = $2, state_reason = NULL, updated_at = now() WHERE id = $1
+RETURNING state;
 
 -- name: get_campaign
 SELECT * FROM campaigns WHERE id = $1;
@@ -125,9 +145,9 @@ SELECT * FROM contacts WHERE id = $1;
 
 -- name: contact_attempts
 SELECT a.id, a.step, a.channel, a.phone_slot, a.number, a.state, a.outcome, a.created_at,
-       a.sent_at, a.answered_at, a.ended_at, a.hangup_cause, a.hangup_cause_text, a.detail,
-       a.amd_status, a.ivr_digits, a.agent, a.agent_connected_at, a.agent_wait_ms, a.abandoned,
-       ad.name AS disposition
+       a.sent_at, a.answered_at, a.ended_at, a.hangup_cause, a.hangup_cause_text, a.sip_code,
+       a.result_source, a.detail, a.amd_status, a.ivr_digits, a.agent, a.agent_connected_at,
+       a.agent_wait_ms, a.abandoned, ad.name AS disposition
 FROM attempts a LEFT JOIN attempt_dispositions ad ON ad.attempt_id = a.id
 WHERE a.contact_id = $1 ORDER BY a.created_at, a.id;
 
@@ -171,8 +191,12 @@ SELECT id, campaign_id, contact_id, channel, state, created_at, pbx
 FROM attempts WHERE instance_id = $1 AND state <> 'ended';
 
 -- name: delete_unsent_attempt
--- An attempt whose Originate provably never left (AMI was down): it did not happen.
-DELETE FROM attempts WHERE id = $1 AND state = 'created' RETURNING contact_id;
+-- An attempt whose Originate provably never left: still 'created' (every call is
+-- marked sent before its Originate), or 'sent' when the caller knows the
+-- Originate was never written ($2). It did not happen.
+DELETE FROM attempts
+WHERE id = $1 AND (state = 'created' OR (state = 'sent' AND $2::boolean))
+RETURNING contact_id;
 
 -- name: attempt_connected
 -- An agent took the call (the dialplan's DialerAgent): noted on the attempt at
