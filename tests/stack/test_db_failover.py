@@ -31,7 +31,7 @@ from dialer_server.db.pool import warn_if_failover_loses_commits
 from ..support.campaign_setup import add_campaign, wait_campaign_state
 from ..support.crm_receiver import Crm
 from ..support.daemon_process import DaemonProcess, start_daemon
-from ..support.far_end_calls import dials_per_number, settled_calls
+from ..support.far_end import dials_per_number, settled_calls
 
 pytestmark = pytest.mark.stack
 

@@ -2,7 +2,7 @@
 
 The stack's PBX 2 (``scripts/stack pbx-start 2``) runs beside its own for this
 module. What each far end saw is read from its own trace (sipp -trace_shortmsg,
-tests/support/far_end_calls.py), apart from our database: how many calls reached
+tests/support/far_end.py), apart from our database: how many calls reached
 each PBX, how many were up at once on it, and how often each number was dialled.
 """
 
@@ -28,7 +28,7 @@ from ..support.campaign_setup import (
     wait_campaign_state,
 )
 from ..support.daemon_process import DaemonProcess
-from ..support.far_end_calls import FarEndCall, dials_per_number, most_at_once, settled_calls
+from ..support.far_end import FarEndCall, dials_per_number, most_at_once, settled_calls
 from ..support.observed_campaigns import sample, scrape
 from ..support.pbx_pool_stack import StackPbx, pool_config, start_pool_daemon
 from ..support.sipp_agents import QUEUE, AgentPorts, SippAgents, TalkTime

@@ -28,7 +28,7 @@ class StackPbx:
         return f"pbx{self.number}"
 
     def far_end(self, stack: Any) -> Path:
-        """Where its sipp far end writes its trace (tests/support/far_end_calls.py)."""
+        """Where its sipp far end writes its trace (tests/support/far_end.py)."""
         return Path(stack.env[f"PBX{self.number}_DIR"])
 
     def config(self, stack: Any) -> PbxConfig:
