@@ -503,7 +503,7 @@ async def test_a_call_answered_while_reconciliation_lists_channels_is_not_taken_
         )
         async with running_daemon(engine_config(config)) as daemon:
             scheduler, tracker = daemon.scheduler, daemon.scheduler.tracker
-            real_send = daemon.ami.send_action
+            real_send = daemon.pbxs.first.ami.send_action
 
             async def stale_listing(action: Any, timeout: float | None = None) -> Any:
                 reply = await real_send(action, timeout)
@@ -515,7 +515,7 @@ async def test_a_call_answered_while_reconciliation_lists_channels_is_not_taken_
                         await asyncio.sleep(0.01)
                 return [m for m in reply if m.get("Uniqueid") != attempt_id]
 
-            daemon.ami.send_action = stale_listing  # type: ignore[method-assign]
+            daemon.pbxs.first.ami.send_action = stale_listing  # type: ignore[method-assign]
             await store.set_campaign_state(conn, campaign_id, "running")
             await wait_attempts_in_state(database_url, campaign_id, "sent", 1, timeout=10)
             scheduler._reconcile_needed.set()
