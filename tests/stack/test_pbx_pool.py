@@ -4,15 +4,19 @@ The stack's PBX 2 (``scripts/stack pbx-start 2``) runs beside its own for this
 module. What each far end saw is read from its own trace (sipp -trace_shortmsg,
 tests/support/far_end.py), apart from our database: how many calls reached
 each PBX, how many were up at once on it, and how often each number was dialled.
+Each PBX also keeps its own records of how its calls ended (AstDB, issue 15):
+they are read, and removed, on the PBX each call was placed on, whichever PBX is
+the daemon's first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,9 @@ import asyncpg
 import pytest
 
 from dialer_server.config import Config
+from dialer_server.engine import store
+from dialer_server.telephony import pbx_results
+from dialer_server.telephony.ami import AmiClient
 
 from ..support.campaign_setup import (
     add_campaign,
@@ -348,6 +355,204 @@ async def test_a_dead_daemon_s_calls_are_settled_against_the_pbx_they_are_on(
     seen = await far_end_calls(stack, (StackPbx(1), StackPbx(2)), started, dialled)
     assert seen["pbx1"] == []
     assert sorted(dials_per_number(seen["pbx2"]).values()) == [1] * len(dialled)
+
+
+# --- results that outlive the daemon: each PBX's own records --------------------------
+
+
+@contextlib.asynccontextmanager
+async def pbx_ami(stack: Any, pbx: StackPbx) -> AsyncIterator[AmiClient]:
+    """An AMI connection of the test's own to one PBX of the stack."""
+    client = AmiClient(stack.ami_config(port=int(stack.env[f"PBX{pbx.number}_AMI_PORT"])))
+    stop = asyncio.Event()
+    task = asyncio.create_task(client.run(stop))
+    try:
+        await client.wait_connected(15)
+        yield client
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+
+
+async def test_calls_that_end_while_no_daemon_runs_get_their_outcome_from_their_own_pbx(
+    stack: Any, second_pbx: None, database_url: str, tmp_path: Path
+) -> None:
+    # Ring out (480 after 2 s), and answer and talk 5 s: all on PBX 2, all ended
+    # while no daemon runs. The survivor's first PBX is PBX 1, which knows
+    # nothing of them: only PBX 2's records can say how they ended.
+    dialled = numbers(8, ("181", "205"))
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, _ = await add_campaign(
+            conn,
+            "records",
+            ONE_TRY,
+            [[n] for n in dialled],
+            max_concurrent_calls=8,
+            max_calls_per_second=50,
+        )
+    finally:
+        await conn.close()
+    started = time.time()
+    victim = start_pool_daemon(stack, database_url, tmp_path / "victim.log", (StackPbx(2),))
+    daemons = [victim]
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                states = Counter(
+                    r["state"]
+                    for r in await fetch(
+                        database_url,
+                        "SELECT state FROM attempts WHERE campaign_id = $1",
+                        campaign_id,
+                    )
+                )
+                # Every call out (marked sent before its Originate), none ended yet.
+                if states.total() == len(dialled) and not states.keys() & {"created", "ended"}:
+                    break
+                await asyncio.sleep(0.05)
+        victim.proc.kill()  # SIGKILL: the calls go on without any daemon
+        victim.proc.wait()
+        await asyncio.sleep(7)  # every call ended: rung out after 2 s, hung up after 5 s
+        attempt_ids = {
+            str(r["id"])
+            for r in await fetch(
+                database_url, "SELECT id FROM attempts WHERE campaign_id = $1", campaign_id
+            )
+        }
+        async with pbx_ami(stack, StackPbx(1)) as pbx1, pbx_ami(stack, StackPbx(2)) as pbx2:
+            # Each call's end is recorded on the PBX it was placed on, and only there.
+            assert attempt_ids <= set(await pbx_results.read_all(pbx2))
+            assert not attempt_ids & set(await pbx_results.read_all(pbx1))
+            survivor = start_pool_daemon(
+                stack, database_url, tmp_path / "survivor.log", (StackPbx(1), StackPbx(2))
+            )
+            daemons.append(survivor)
+            await wait_campaign_state(
+                database_url, campaign_id, "completed", timeout=30, alive=survivor.alive
+            )
+            # Recorded, their records are removed from the PBX that kept them.
+            async with asyncio.timeout(10):
+                while attempt_ids & set(await pbx_results.read_all(pbx2)):
+                    await asyncio.sleep(0.2)
+        metrics = scrape(survivor)
+    finally:
+        close_all(daemons)
+
+    rows = await fetch(
+        database_url,
+        """SELECT number, pbx, outcome, hangup_cause, sip_code, result_source
+           FROM attempts WHERE campaign_id = $1""",
+        campaign_id,
+    )
+    got = sorted(
+        (r["number"][-3:], r["pbx"], r["outcome"], r["hangup_cause"], r["result_source"])
+        for r in rows
+    )
+    assert (
+        got
+        == [("181", "pbx2", "no_answer", 19, "pbx")] * 4
+        + [("205", "pbx2", "answered", 16, "pbx")] * 4
+    )
+    assert {r["sip_code"] for r in rows if r["number"].endswith("181")} == {480}
+    assert sample(
+        metrics, "dialer_call_results_learned_total", campaign=str(campaign_id), source="pbx"
+    ) == len(dialled)
+    # None redialled: each number reached PBX 2's far end once, PBX 1's never.
+    seen = await far_end_calls(stack, (StackPbx(1), StackPbx(2)), started, dialled)
+    assert seen["pbx1"] == []
+    assert sorted(dials_per_number(seen["pbx2"]).values()) == [1] * len(dialled)
+
+
+async def test_every_pbx_of_the_pool_is_checked_for_what_the_hangup_handler_needs(
+    stack: Any, second_pbx: None, database_url: str, tmp_path: Path
+) -> None:
+    # PBX 2 loses func_hangupcause (the SIP status of a call's end): the check at
+    # its login says so, naming it; PBX 1, the pool's first, has everything.
+    module = {"Action": "ModuleLoad", "Module": "func_hangupcause.so"}
+    async with pbx_ami(stack, StackPbx(2)) as pbx2:
+        unloaded = await pbx2.send_action({**module, "LoadType": "unload"})
+        assert unloaded[0].get("Response") == "Success", unloaded
+        try:
+            daemon = start_pool_daemon(
+                stack, database_url, tmp_path / "daemon.log", (StackPbx(1), StackPbx(2))
+            )
+            try:
+                # Both PBXs reconciled (and so checked) once the first pass is logged.
+                async with asyncio.timeout(15):
+                    while not [e for e in daemon.logs() if e.get("action") == "pbx_results"]:
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)
+                warned = [e for e in daemon.logs() if e.get("action") == "pbx_results"]
+            finally:
+                daemon.close()
+        finally:
+            loaded = await pbx2.send_action({**module, "LoadType": "load"})
+            assert loaded[0].get("Response") == "Success", loaded
+    assert len(warned) == 1, warned
+    (entry,) = warned
+    assert entry["level"] == "warning" and entry["pbx"] == "pbx2", entry
+    assert entry["missing"] == ["the module func_hangupcause.so (modules.conf)"], entry
+    assert entry["msg"].startswith("PBX pbx2 lacks the module func_hangupcause.so"), entry
+
+
+async def test_declined_calls_and_refused_trunks_on_the_pool_s_second_pbx(
+    stack: Any, second_pbx: None, config: Config, database_url: str
+) -> None:
+    # A campaign kept to PBX 2: a 603, then the carrier refusing two calls in a
+    # row. The PBX's trunk ("carrier") is the one the calls leave through and the
+    # pause names, not dialing.trunk, which no PBX here uses.
+    pool = (StackPbx(1), StackPbx(2))
+    config = engine_config(
+        pool_config(config, stack, *pool), trunk="not-a-trunk", trunk_error_pause_after=2
+    )
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, contact_ids = await add_campaign(
+            conn,
+            "refused-on-pbx2",
+            ONE_TRY,
+            [["12025550603"], ["12025559403"], ["12025559401"], ["12025550201"]],
+            # One line: the calls go one after the other, in the contacts' order.
+            max_concurrent_calls=1,
+            pbxs=["pbx2"],
+        )
+        async with running_daemon(config) as daemon:
+            async with asyncio.timeout(40):
+                while await store.campaign_is_running(conn, campaign_id):
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # no more call may start
+            metrics = daemon.metrics.render().decode()
+        campaign = await store.get_campaign(conn, campaign_id)
+        rows = await conn.fetch(
+            """SELECT contact_id, pbx, outcome, hangup_cause, sip_code, result_source, sent_at,
+                      ended_at
+               FROM attempts WHERE campaign_id = $1 ORDER BY created_at""",
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+    assert [
+        (r["contact_id"], r["pbx"], r["outcome"], r["hangup_cause"], r["sip_code"]) for r in rows
+    ] == [
+        (contact_ids[0], "pbx2", "rejected", 21, 603),
+        (contact_ids[1], "pbx2", "trunk_error", 21, 403),
+        (contact_ids[2], "pbx2", "trunk_error", 21, 401),
+    ], rows
+    for row in rows:
+        # Marked sent (with the time it went out) before it ended, learned live.
+        assert row["result_source"] == "live", dict(row)
+        assert row["sent_at"] is not None and row["sent_at"] <= row["ended_at"], dict(row)
+    assert campaign is not None and campaign["state"] == "paused"
+    reason = campaign["state_reason"]
+    assert "last 2 calls on trunk carrier" in reason, reason
+    assert f'dialer_trunk_errors_total{{campaign="{campaign_id}",trunk="carrier"}} 2.0' in metrics
+    for outcome, count in (("rejected", 1), ("trunk_error", 2)):
+        line = f'dialer_pbx_call_outcomes_total{{outcome="{outcome}",pbx="pbx2"}} {count}.0'
+        assert line in metrics.splitlines(), [
+            m for m in metrics.splitlines() if m.startswith("dialer_pbx_call_outcomes_total")
+        ]
 
 
 # --- agent campaigns: calls on the PBX where the agents are -----------------------------
