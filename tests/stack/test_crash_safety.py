@@ -337,8 +337,17 @@ async def test_an_attempt_its_daemon_never_sent_is_put_back_and_dialled(
         dead = await conn.fetchval(
             "INSERT INTO dialer_instances (hostname, pid) VALUES ('gone', 1) RETURNING id"
         )
+        # On the PBX of a daemon without [[pbx]] tables: "default".
         unsent = await conn.fetchval(
-            sql("insert_engine_attempt"), campaign_id, contact_id, "call", 1, "12020000201", 0, dead
+            sql("insert_engine_attempt"),
+            campaign_id,
+            contact_id,
+            "call",
+            1,
+            "12020000201",
+            0,
+            dead,
+            "default",
         )
         await conn.execute(sql("mark_contact_dialling"), contact_id)
         await store.set_campaign_state(conn, campaign_id, "running")
