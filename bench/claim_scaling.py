@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from processes import CpuMeter, Stack  # noqa: E402  (bench/processes.py)
 
-from dialer_server.config import DialingConfig, load_config  # noqa: E402
+from dialer_server.config import Config, DialingConfig, load_config  # noqa: E402
 from dialer_server.db.migrations import migrate  # noqa: E402
 from dialer_server.engine import claims, store  # noqa: E402
 from dialer_server.engine.results import StrategyLookup  # noqa: E402
@@ -44,6 +44,7 @@ from dialer_server.engine.strategy import parse_strategy, strategy_to_dict  # no
 from dialer_server.observability.metrics import Metrics  # noqa: E402
 
 CAMPAIGNS = 100
+POOL = Config().pool
 DUE_SHARE = 0.10
 CLOSED_SHARE = 0.20
 STRATEGY = {
@@ -137,6 +138,8 @@ async def _measure(url: str, stack: Stack, count: int, limit: int) -> dict[str, 
                     free_agents=list,
                     strategies=strategies,
                     instance_id=instance_id,
+                    # The pool of one of a single-PBX config: no PBX limit to lock.
+                    pbxs=POOL,
                 )
             finally:
                 await tx.rollback()

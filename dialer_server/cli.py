@@ -363,18 +363,28 @@ def _print_table(out: Any, lines: list[list[str]], header: bool = True) -> None:
 def _print_config(config: Config) -> None:
     import dataclasses
 
-    for section, values in dataclasses.asdict(config).items():
-        print(f"[{section.rstrip('_')}]")
-        for key, value in values.items():
-            # Secrets and credentials never reach a terminal or a log.
-            shown = "***" if key in _SECRET_KEYS and value else value
-            if key == "tokens" and value:
-                # Names and scopes only: the tokens are secrets.
-                shown = ", ".join(f"{t.name}:***:{t.scope}" for t in parse_api_tokens(value))
-            if key == "url":
-                shown = redact_url(str(value))
-            print(f"{key} = {shown!r}")
-        print()
+    sections = dataclasses.asdict(config)
+    del sections["pbx"]
+    for section, values in sections.items():
+        _print_section(f"[{section.rstrip('_')}]", values)
+    # The pool as the daemon uses it: inherited values filled in, and the one
+    # PBX of [ami] when no [[pbx]] is given.
+    for pbx in config.pool:
+        _print_section("[[pbx]]", dataclasses.asdict(pbx))
+
+
+def _print_section(header: str, values: dict[str, Any]) -> None:
+    print(header)
+    for key, value in values.items():
+        # Secrets and credentials never reach a terminal or a log.
+        shown = "***" if key in _SECRET_KEYS and value else value
+        if key == "tokens" and value:
+            # Names and scopes only: the tokens are secrets.
+            shown = ", ".join(f"{t.name}:***:{t.scope}" for t in parse_api_tokens(value))
+        if key == "url":
+            shown = redact_url(str(value))
+        print(f"{key} = {shown!r}")
+    print()
 
 
 def _fail(exc: Exception, code: int) -> int:

@@ -1,9 +1,11 @@
 """Settings: typed dataclasses read from a TOML file, then the environment.
 
 Precedence: defaults < TOML file < environment. Environment variables are named
-``DIALER_<SECTION>_<KEY>`` (``DIALER_AMI_SECRET``); ``DATABASE_URL`` is honoured
-as well, since that is what most hosting and tooling set. Unknown keys are errors:
-a typo in a config file must not silently fall back to a default.
+``DIALER_<SECTION>_<KEY>`` (``DIALER_AMI_SECRET``), and ``DIALER_PBX_<n>_<KEY>``
+for the n-th ``[[pbx]]`` table of the pool; ``DATABASE_URL`` is honoured as well,
+since that is what most hosting and tooling set. Unknown keys are errors: a typo
+in a config file must not silently fall back to a default. Without ``[[pbx]]``
+the pool is one PBX built from ``[ami]`` and ``dialing.trunk`` (``Config.pool``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,51 @@ class AmiConfig:
     ping_interval_s: float = 5.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+
+
+PBX_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# The PBX of a daemon configured the single-PBX way ([ami] and dialing.trunk).
+DEFAULT_PBX = "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class PbxConfig:
+    """One Asterisk server of the pool (a ``[[pbx]]`` table).
+
+    Empty values are inherited: ``username`` and ``secret`` from ``[ami]``,
+    ``trunk`` from ``dialing.trunk``; ``Config.pool`` gives them filled in.
+    """
+
+    name: str = ""
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = ""
+    secret: str = dataclasses.field(default="", repr=False)
+    # The PJSIP endpoint calls leave through on this PBX.
+    trunk: str = ""
+    # The most calls the dialers may have on it at once, counted across every
+    # daemon (0: no limit of its own).
+    max_channels: int = 0
+    # Its share of the calls while it has free channels (0: its max_channels,
+    # or 1 without a limit): calls spread in proportion to the weights.
+    weight: float = 0.0
+
+    @property
+    def share(self) -> float:
+        """The weight placement spreads calls by."""
+        if self.weight > 0:
+            return self.weight
+        return float(self.max_channels) if self.max_channels > 0 else 1.0
+
+    @property
+    def limit(self) -> int | None:
+        return self.max_channels if self.max_channels > 0 else None
+
+    def ami(self, base: AmiConfig) -> AmiConfig:
+        """The AMI settings of this PBX: its endpoint and login, [ami]'s timeouts."""
+        return dataclasses.replace(
+            base, host=self.host, port=self.port, username=self.username, secret=self.secret
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +332,33 @@ class Config:
     import_: ImportConfig = dataclasses.field(
         default_factory=ImportConfig, metadata={"section": "import"}
     )
+    # The pool of PBXs, [[pbx]] tables as given (see ``pool``); none: one PBX
+    # from [ami] and dialing.trunk.
+    pbx: tuple[PbxConfig, ...] = ()
+
+    @property
+    def pool(self) -> tuple[PbxConfig, ...]:
+        """Every PBX this daemon dials through, its inherited values filled in."""
+        if not self.pbx:
+            return (
+                PbxConfig(
+                    name=DEFAULT_PBX,
+                    host=self.ami.host,
+                    port=self.ami.port,
+                    username=self.ami.username,
+                    secret=self.ami.secret,
+                    trunk=self.dialing.trunk,
+                ),
+            )
+        return tuple(
+            dataclasses.replace(
+                pbx,
+                username=pbx.username or self.ami.username,
+                secret=pbx.secret or self.ami.secret,
+                trunk=pbx.trunk or self.dialing.trunk,
+            )
+            for pbx in self.pbx
+        )
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -303,10 +377,17 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         path = env["DIALER_CONFIG"]
     if path is not None:
         raw = _read_toml(Path(path))
-    sections = {f.metadata.get("section", f.name): f for f in dataclasses.fields(Config)}
+    sections = {
+        f.metadata.get("section", f.name): f for f in dataclasses.fields(Config) if f.name != "pbx"
+    }
+    pbx_tables: Any = raw.pop("pbx", [])
+    if not isinstance(pbx_tables, list) or not all(isinstance(t, dict) for t in pbx_tables):
+        raise ConfigError("config key 'pbx' must be a list of [[pbx]] tables")
+    pbx_values: list[dict[str, Any]] = [dict(t) for t in pbx_tables]
     for key, section in raw.items():
         if key not in sections:
-            raise ConfigError(f"unknown config section [{key}] (known: {', '.join(sections)})")
+            known = ", ".join([*sections, "[pbx]"])
+            raise ConfigError(f"unknown config section [{key}] (known: {known})")
         if not isinstance(section, dict):
             raise ConfigError(f"config key {key!r} must be a [section]")
 
@@ -315,6 +396,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name in _NON_SETTING_ENV:
             continue
+        if name.startswith(_PBX_ENV_PREFIX):
+            index, key = _split_pbx_env_name(name)
+            while len(pbx_values) < index:
+                pbx_values.append({})
+            pbx_values[index - 1][key] = value
+            continue
         section_name, key = _split_env_name(name, sections)
         raw.setdefault(section_name, {})[key] = value
 
@@ -322,9 +409,32 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     for section_name, field in sections.items():
         cls = field.default_factory
         built[field.name] = _build_section(section_name, cls, raw.get(section_name, {}))
+    built["pbx"] = tuple(
+        _build_section(f"pbx[{i}]", PbxConfig, values)
+        for i, values in enumerate(pbx_values, start=1)
+    )
+    if built["pbx"] and {"host", "port"} & set(raw.get("ami", {})):
+        raise ConfigError(
+            "config keys ami.host/ami.port cannot be used with [[pbx]]: each PBX of the "
+            "pool has its own host and port"
+        )
     config = Config(**built)
     _validate(config)
     return config
+
+
+# DIALER_PBX_<n>_<KEY>: key of the n-th [[pbx]] table (from 1), over the file's.
+_PBX_ENV_PREFIX = ENV_PREFIX + "PBX_"
+
+
+def _split_pbx_env_name(name: str) -> tuple[int, str]:
+    index, _, key = name[len(_PBX_ENV_PREFIX) :].partition("_")
+    if not index.isdigit() or not 1 <= int(index) <= 99 or not key:
+        raise ConfigError(
+            f"environment variable {name}: a PBX of the pool is set by DIALER_PBX_<n>_<KEY>, "
+            "n from 1 (DIALER_PBX_1_HOST)"
+        )
+    return int(index), key.lower()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -427,6 +537,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("config key sms.endpoint must name a PJSIP endpoint for provider ami")
     if config.sms.timeout_s <= 0:
         raise ConfigError("config key sms.timeout_s must be > 0")
+    _validate_pool(config)
     _validate_webhooks(config.webhooks)
     if not 0 < config.import_.report_days <= 3650:
         raise ConfigError("config key import.report_days must be more than 0 and at most 3650")
@@ -475,3 +586,24 @@ def _validate_webhooks(hooks: WebhooksConfig) -> None:
         raise ConfigError("config key webhooks.batch_size must be >= 1")
     if hooks.retention_days < 0:
         raise ConfigError("config key webhooks.retention_days must be >= 0")
+
+
+def _validate_pool(config: Config) -> None:
+    names: set[str] = set()
+    for index, pbx in enumerate(config.pbx, start=1):
+        where = f"pbx[{index}]"
+        if not PBX_NAME.fullmatch(pbx.name):
+            raise ConfigError(
+                f"config key {where}.name must be 1-64 of A-Z a-z 0-9 _ . - (got {pbx.name!r})"
+            )
+        if pbx.name in names:
+            raise ConfigError(f"config key {where}.name: PBX {pbx.name!r} is named twice")
+        names.add(pbx.name)
+        if not pbx.host:
+            raise ConfigError(f"config key {where}.host must name the PBX's AMI host")
+        if not 1 <= pbx.port <= 65535:
+            raise ConfigError(f"config key {where}.port must be a TCP port (1-65535)")
+        if pbx.max_channels < 0:
+            raise ConfigError(f"config key {where}.max_channels must be >= 0 (0: no limit)")
+        if pbx.weight < 0:
+            raise ConfigError(f"config key {where}.weight must be >= 0 (0: its max_channels)")

@@ -28,7 +28,7 @@ from .config import Config
 from .contacts.drop_folder import DropFolder
 from .db.migrations import migrate
 from .db.outage import Outage
-from .db.pool import create_pool
+from .db.pool import create_pool, warn_if_failover_loses_commits
 from .engine import store
 from .engine.instance import Instance
 from .engine.scheduler import Scheduler
@@ -38,9 +38,9 @@ from .events import EventBroker
 from .events import record_events as record_stream_events
 from .observability.metrics import Metrics
 from .observability.stats import StatsRefresher
-from .telephony.ami import AmiClient
+from .telephony.ami import AmiState
 from .telephony.originate import CallTracker
-from .telephony.roster import AgentRoster
+from .telephony.pbx_pool import Pbx, PbxPool
 from .telephony.sms import build_provider
 from .webhooks import WebhookSender, record_events
 
@@ -60,13 +60,17 @@ class Daemon:
         self.metrics = Metrics()
         # PostgreSQL's availability as every part of the daemon sees it.
         self.outage = Outage(self.metrics.db_up)
-        self.ami = AmiClient(config.ami)
-        self.ami.on_state_change(self.metrics.ami_state_changed)
-        self.ami.observe_actions(self.metrics)
+        # The PBXs calls go to: an AMI connection and an agent roster each.
+        self.pbxs = PbxPool(config)
+        for pbx in self.pbxs:
+            self.metrics.pbx_seen(pbx.name, pbx.config.limit)
+        self.pbxs.on_state_change(self._pbx_state_changed)
+        self.pbxs.observe_actions(self.metrics)
         self.tracker = CallTracker()
-        self.ami.subscribe(self.tracker.handle_event)
-        # Who of the queues' agents is free: agent campaigns pace by it.
-        self.roster = AgentRoster(self.ami, wrapup_s=config.dialing.agent_wrapup_s)
+        self.pbxs.subscribe(self.tracker.handle_event)
+        # Who of the queues' agents is free, each queue from its PBX's roster:
+        # agent campaigns pace by it.
+        self.roster: Any = self.pbxs.roster
         self.pool: Any = None
         self.http_port: int | None = None
         self.instance = Instance(config.database.url, config.database.connect_timeout_s)
@@ -81,13 +85,14 @@ class Daemon:
         try:
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
+                await warn_if_failover_loses_commits(conn, self.config.database.url)
             if applied:
                 logger.info(
                     "database schema updated",
                     extra={"action": "migrate", "versions": [m.version for m in applied]},
                 )
             await load_strategy_files(self.pool, Path(self.config.dialing.strategies_dir))
-            await self.instance.register(self.pool)
+            await self.instance.register(self.pool, self.pbxs.names)
             await record_events(self.pool, self.config.webhooks)
             await record_stream_events(self.pool, self.config.events)
             self.broker = EventBroker(
@@ -101,9 +106,10 @@ class Daemon:
             self._session = aiohttp.ClientSession()
             self.scheduler = Scheduler(
                 pool=self.pool,
-                ami=self.ami,
+                pbxs=self.pbxs,
                 tracker=self.tracker,
-                sms=build_provider(self.config.sms, self.ami, self._session),
+                # AMI SMS leave through the first PBX that is up.
+                sms=build_provider(self.config.sms, self.pbxs, self._session),
                 config=self.config,
                 instance=self.instance,
                 metrics=self.metrics,
@@ -111,14 +117,15 @@ class Daemon:
                 outage=self.outage,
             )
             tasks = [
-                asyncio.create_task(self.ami.run(self.shutdown_event), name="ami"),
                 asyncio.create_task(self.instance.hold(self.shutdown_event), name="instance"),
                 asyncio.create_task(self.scheduler.run(self.stop_event), name="scheduler"),
-                # Follows the queues while calls drain: their agents' calls end then too.
-                asyncio.create_task(self.roster.run(self.shutdown_event), name="agents"),
                 asyncio.create_task(
                     StatsRefresher(
-                        self.pool, self.metrics, self.config.dialing.trunk, outage=self.outage
+                        self.pool,
+                        self.metrics,
+                        self.config.dialing.trunk,
+                        outage=self.outage,
+                        pbxs=self.pbxs.names,
                     ).run(self.shutdown_event),
                     name="stats",
                 ),
@@ -143,6 +150,14 @@ class Daemon:
                     name="audit-retention",
                 )
             )
+            for pbx in self.pbxs:
+                tasks += [
+                    asyncio.create_task(pbx.ami.run(self.shutdown_event), name=f"ami-{pbx.name}"),
+                    # Follows the queues while calls drain: their agents' calls end then too.
+                    asyncio.create_task(
+                        pbx.roster.run(self.shutdown_event), name=f"agents-{pbx.name}"
+                    ),
+                ]
             if self.config.import_.drop_dir:
                 # The drop folder is optional: off unless [import] drop_dir is set.
                 drop_folder = DropFolder(self.pool, self.config.import_, outage=self.outage)
@@ -165,11 +180,14 @@ class Daemon:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def _pbx_state_changed(self, pbx: Pbx, state: AmiState) -> None:
+        self.metrics.pbx_state_changed(pbx.name, state, all_up=self.pbxs.all_up)
+
     async def _start_http(self) -> None:
         app = create_app(
             Services(
                 pool=self.pool,
-                ami=self.ami,
+                pbxs=self.pbxs,
                 metrics=self.metrics,
                 config=self.config,
                 outage=self.outage,

@@ -17,6 +17,8 @@ engine, the API, the CLI). This module only drains the outbox:
   the order they were written;
 - NOTIFY on ``dialer_webhooks`` wakes the sender; polling is the fallback, and
   a PostgreSQL restart or a dead CRM only delays delivery, never stops the daemon.
+  The LISTEN session's end wakes the sender too, so it listens again as soon as
+  PostgreSQL (or, after a failover, the promoted replica) answers.
 """
 
 from __future__ import annotations
@@ -389,6 +391,9 @@ class WebhookSender:
             )
             try:
                 await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+                # A session cut while the loop sleeps (the primary lost, a failover)
+                # wakes it, to listen again at once rather than at the next poll.
+                conn.add_termination_listener(self._notified)
             except BaseException:
                 await conn.close()
                 raise

@@ -23,6 +23,10 @@ die() { log "error: $*"; exit 1; }
 # 0-9 stays below 65536 and shares no port with another (`scripts/stack ports`
 # prints them all and checks it).
 STACK_SLOTS=10
+# A stack runs up to this many Asterisk instances (a pool of PBXs), each with
+# its own sipp far end: PBX 1 on the slot's ports above, the others on their
+# own (see pbx_ports).
+STACK_PBX_MAX=3
 
 # Sets SLOT_<NAME>_PORT (and SLOT_RTP_START/END) to slot $1's defaults.
 slot_ports() {
@@ -40,6 +44,45 @@ slot_ports() {
     SLOT_HTTP_PORT=$((8080 + offset))
     SLOT_RTP_START=$((10000 * (g + 1) + 2000 * r))
     SLOT_RTP_END=$((SLOT_RTP_START + 1999))
+    # The streaming replica of the slot's PostgreSQL (scripts/stack replica-start).
+    SLOT_PG_REPLICA_PORT=$((55442 + slot))
+}
+
+# Sets PBX_<NAME>_PORT (and PBX_RTP_START/END) to the ports of PBX $2 of slot
+# $1. PBX 1 is the slot's own Asterisk and sipp (slot_ports). PBX 2 and 3 of
+# slot s = 5r + g take block b = 2r + (PBX - 2) of ports that no slot uses:
+# 10000 g + 5300 + 50 b on for AMI (+0), SIP (+1), sipp (+2), its agents
+# (sipp + 5 to + 8) and sipp's control port (+20); sipp's media from
+# 10000 g + 5600 + 10 b (agents' media 100 above it, as for PBX 1); and 400
+# Asterisk RTP ports (200 calls at once) from 10000 g + 6400 + 400 b.
+pbx_ports() {
+    local slot=$1 pbx=$2
+    if [ "$pbx" = 1 ]; then
+        slot_ports "$slot"
+        PBX_AMI_PORT=$SLOT_AMI_PORT PBX_SIP_PORT=$SLOT_SIP_PORT PBX_SIPP_PORT=$SLOT_SIPP_PORT
+        PBX_SIPP_MEDIA_PORT=$SLOT_SIPP_MEDIA_PORT PBX_SIPP_CONTROL_PORT=$SLOT_SIPP_CONTROL_PORT
+        PBX_RTP_START=$SLOT_RTP_START PBX_RTP_END=$SLOT_RTP_END
+        return
+    fi
+    local g=$((slot % 5)) r=$((slot / 5))
+    local b=$((2 * r + pbx - 2))
+    local base=$((g * 10000 + 5300 + 50 * b))
+    PBX_AMI_PORT=$base
+    PBX_SIP_PORT=$((base + 1))
+    PBX_SIPP_PORT=$((base + 2))
+    PBX_SIPP_CONTROL_PORT=$((base + 20))
+    PBX_SIPP_MEDIA_PORT=$((g * 10000 + 5600 + 10 * b))
+    PBX_RTP_START=$((g * 10000 + 6400 + 400 * b))
+    PBX_RTP_END=$((PBX_RTP_START + 399))
+}
+
+# A PBX number of the stack: 1 to STACK_PBX_MAX (default 1).
+pbx_number() {
+    local pbx=${1:-1}
+    if ! [[ $pbx =~ ^[1-9]$ ]] || [ "$pbx" -gt "$STACK_PBX_MAX" ]; then
+        die "PBX $pbx: a stack's PBXs are numbered 1 to $STACK_PBX_MAX"
+    fi
+    echo "$pbx"
 }
 
 # The port slot of stack $1: demo 0 and test 1; any other name STACK_PORT_SLOT,
@@ -67,16 +110,17 @@ stack_defaults() {
     STATE_DIR=${STACK_STATE_DIR:-/var/tmp/dialer-stack/$STACK_NAME}
     local other=${STACK_ENV_OF:-}
     if [ -n "$other" ] && [ "${other%%:*}" != "$STACK_NAME" ]; then
-        if [ -n "${PG_PORT:-}${SIP_PORT:-}${SIPP_PORT:-}${SIPP_MEDIA_PORT:-}${SIPP_CONTROL_PORT:-}" ]; then
+        if [ -n "${PG_PORT:-}${PG_REPLICA_PORT:-}${SIP_PORT:-}${SIPP_PORT:-}${SIPP_MEDIA_PORT:-}${SIPP_CONTROL_PORT:-}" ]; then
             log "ignoring the ports of stack '${other%%:*}' in the environment (scripts/stack env)"
         fi
-        unset PG_PORT SIP_PORT SIPP_PORT SIPP_MEDIA_PORT SIPP_CONTROL_PORT
+        unset PG_PORT PG_REPLICA_PORT SIP_PORT SIPP_PORT SIPP_MEDIA_PORT SIPP_CONTROL_PORT
         [ "${STACK_PORT_SLOT:-}" != "${other#*:}" ] || unset STACK_PORT_SLOT
     fi
     STACK_PORT_SLOT=$(stack_slot "$STACK_NAME") || exit 1
     STACK_ENV_OF=$STACK_NAME:$STACK_PORT_SLOT
     slot_ports "$STACK_PORT_SLOT"
     PG_PORT=${PG_PORT:-$SLOT_PG_PORT}
+    PG_REPLICA_PORT=${PG_REPLICA_PORT:-$SLOT_PG_REPLICA_PORT}
     AMI_PORT=${AMI_PORT:-$SLOT_AMI_PORT}
     SIP_PORT=${SIP_PORT:-$SLOT_SIP_PORT}
     SIPP_PORT=${SIPP_PORT:-$SLOT_SIPP_PORT}

@@ -15,7 +15,7 @@ from ..config import Config, parse_api_tokens
 from ..db.outage import Outage
 from ..events import EventBroker
 from ..observability.metrics import Metrics
-from ..telephony.ami import AmiClient
+from ..telephony.pbx_pool import PbxPool
 from . import (
     campaigns,
     contacts,
@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 @dataclasses.dataclass
 class Services:
     pool: Any
-    ami: AmiClient
+    # The PBXs of the daemon (their AMI connections).
+    pbxs: PbxPool
     metrics: Metrics
     # The daemon's settings (the API's tokens among them); None: the defaults.
     config: Config | None = None
@@ -116,7 +117,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to dial: PostgreSQL answers and the AMI connection is logged in."""
+    """Ready to dial: PostgreSQL answers and the AMI connection of a PBX is logged in.
+
+    ``checks.ami`` is ok while any PBX of the pool is up (calls go to those), and
+    lists each one under ``pbxs``; with one PBX, its state and error are also
+    ``checks.ami``'s own.
+    """
     services = request.app[SERVICES]
     checks: dict[str, Any] = {}
     try:
@@ -125,10 +131,15 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = {"ok": True}
     except Exception as exc:  # any failure means "not ready", with the reason shown
         checks["database"] = {"ok": False, "error": str(exc) or type(exc).__name__}
-    ami = services.ami
-    checks["ami"] = {"ok": ami.connected, "state": ami.state.value}
-    if not ami.connected and ami.last_error:
-        checks["ami"]["error"] = ami.last_error
+    pbxs: dict[str, Any] = {}
+    for pbx in services.pbxs:
+        pbxs[pbx.name] = {"ok": pbx.up, "state": pbx.ami.state.value}
+        if not pbx.up and pbx.ami.last_error:
+            pbxs[pbx.name]["error"] = pbx.ami.last_error
+    checks["ami"] = {"ok": services.pbxs.any_up}
+    if len(pbxs) == 1:
+        checks["ami"].update(next(iter(pbxs.values())))
+    checks["ami"]["pbxs"] = pbxs
     ready = all(c["ok"] for c in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "not_ready", "checks": checks},
@@ -170,7 +181,7 @@ def add_routes(app: web.Application, services: Services) -> None:
     )
     app[DOCUMENT] = build_document(OPERATIONS)
     app[OPERATIONS_BY_ID] = {op.operation_id: op for op in OPERATIONS}
-    app[desk.AMI] = services.ami
+    app[desk.PBXS] = services.pbxs
     app[desk.ROSTER] = services.roster
     if services.broker is not None:
         app[events.BROKER] = services.broker

@@ -16,6 +16,7 @@ from ..errors import InvalidInput
 from ..states import CAMPAIGN_STATES
 from .auth import TOKEN_NAME
 from .common import (
+    CONTEXT,
     Operation,
     check_text,
     note,
@@ -59,7 +60,7 @@ def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
 async def create_campaign(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.CAMPAIGN_CREATE)
     async with transaction(request) as conn:
-        campaign = await campaigns.create(conn, body)
+        campaign = await campaigns.create(conn, body, known_pbxs=_pool(request))
         note(request, "campaign", campaign["id"], after=campaign_json(campaign))
     return respond(campaign_json(campaign), status=201)
 
@@ -85,7 +86,7 @@ async def update_campaign(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.CAMPAIGN_UPDATE)
     async with transaction(request) as conn:
         before = campaign_json(await campaigns.get(conn, campaign_id))
-        campaign = await campaigns.update(conn, campaign_id, body)
+        campaign = await campaigns.update(conn, campaign_id, body, known_pbxs=_pool(request))
         note(request, "campaign", campaign_id, before=before, after=campaign_json(campaign))
     return respond(campaign_json(campaign))
 
@@ -129,6 +130,11 @@ def _query_time(request: web.Request, name: str) -> datetime | None:
             details=[_field(name, "invalid date-time")],
         )
     return value.astimezone(UTC)
+
+
+def _pool(request: web.Request) -> list[str]:
+    """The names of the serving daemon's PBXs: what a campaign's pbxs may name."""
+    return [pbx.name for pbx in request.app[CONTEXT].config.pool]
 
 
 def _field(name: str, message: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ from ..errors import AmiError, Conflict, InvalidInput, RequestError
 from ..events import publish
 from ..telephony import queue_members
 from ..telephony.ami import AmiClient
+from ..telephony.pbx_pool import PbxPool
 from .common import (
     CONTEXT,
     PRINCIPAL,
@@ -73,7 +74,8 @@ class DeskRoster(Protocol):
 
 
 ROSTER = web.AppKey("desk_roster", object)
-AMI = web.AppKey("desk_ami", AmiClient)
+# The daemon's PBXs: an agent is acted on through the PBX their phone is on.
+PBXS = web.AppKey("desk_pbxs", PbxPool)
 
 
 class AsteriskUnavailable(ServiceUnavailable):
@@ -114,11 +116,13 @@ def _roster(request: web.Request) -> DeskRoster | None:
     return roster if roster is not None else None  # type: ignore[return-value]
 
 
-def _ami(request: web.Request) -> AmiClient:
-    ami = request.app.get(AMI)
-    if ami is None or not ami.connected:
+def _ami(request: web.Request, agent: str, queue: str | None = None) -> AmiClient:
+    """The AMI connection to act on ``agent`` through (PbxPool.for_agent)."""
+    pbxs = request.app.get(PBXS)
+    pbx = pbxs.for_agent(agent, queue) if pbxs is not None else None
+    if pbx is None:
         raise AsteriskUnavailable("Asterisk (AMI) is not connected: try again")
-    return ami
+    return pbx.ami
 
 
 def _state(request: web.Request, agent: str) -> dict[str, Any]:
@@ -199,9 +203,9 @@ def _zone(request: web.Request) -> zoneinfo.ZoneInfo:
 async def _queue_action(request: web.Request, action: str) -> web.Response:
     _, agent = _agent(request)
     body = await read_json(request, schemas.JOIN)
-    ami = _ami(request)
     async with transaction(request) as conn:
         campaign = await desk.campaign_queue(conn, body["campaign_id"])
+        ami = _ami(request, agent, campaign["queue"])
         before = _state(request, agent)
         try:
             if action == "join":
@@ -234,7 +238,7 @@ async def set_pause(
         raise InvalidInput(
             f"reason must be one of {known}", details=[{"field": "reason", "message": "unknown"}]
         )
-    ami = _ami(request)
+    ami = _ami(request, agent)
     before = _state(request, agent)
     try:
         found = await queue_members.pause(ami, agent, paused, reason)
@@ -289,7 +293,7 @@ async def set_call_disposition(request: web.Request) -> web.Response:
     # The wrap-up pause (taken when the call reached the agent) ends with the disposition.
     if _in_wrapup(request, agent):
         try:
-            await queue_members.pause(_ami(request), agent, False)
+            await queue_members.pause(_ami(request, agent), agent, False)
         except (AmiError, TimeoutError, RequestError) as exc:
             logger.warning(
                 "could not end the wrap-up of %s: %s", agent, exc, extra={"action": "wrapup"}

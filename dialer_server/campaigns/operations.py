@@ -19,13 +19,14 @@ import json
 import logging
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import phonenumbers
 
+from ..config import PBX_NAME
 from ..db.queries import queries_of
 from ..engine import store
 from ..engine.agent_pacing import Mode
@@ -115,6 +116,7 @@ SETTINGS = (
     "webhook_attempts",
     *AGENT_SETTINGS,
     *DESK_SETTINGS,
+    "pbxs",
 )
 DEFAULT_STRATEGY = "default"
 # What happens once someone answers (answered_calls.py). The agent modes hand
@@ -138,6 +140,8 @@ _SOUND = re.compile(SOUND_PATTERN)
 _TRUNK = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_CALLER_ID = 80
+# The PBXs a campaign may use: names of the pool ([[pbx]] name), or null for all.
+MAX_PBXS = 64
 
 
 def next_state(
@@ -210,17 +214,19 @@ async def counts(conn: Any, campaign_id: int) -> dict[str, Any]:
     }
 
 
-async def create(conn: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+async def create(
+    conn: Any, settings: Mapping[str, Any], *, known_pbxs: Sequence[str] | None = None
+) -> dict[str, Any]:
     """A new campaign, stopped. ``settings``: name (required), strategy (a name,
     default "default"), strategy_version (default: the latest), and any of
-    SETTINGS."""
+    SETTINGS. ``known_pbxs``: the PBX names ``pbxs`` may use (None: any name)."""
     name = _check_name(settings["name"])
     if await conn.fetchval(query("campaign_name_taken"), name, None):
         raise Conflict(f"a campaign named {name!r} exists", code="name_taken")
     strategy = await _resolve_strategy(
         conn, settings.get("strategy") or DEFAULT_STRATEGY, settings.get("strategy_version")
     )
-    values = _checked_settings(settings)
+    values = _checked_settings(settings, known_pbxs)
     _check_abandon_target({**store.CAMPAIGN_DEFAULTS, **values})
     campaign_id = await store.create_campaign(
         conn,
@@ -235,15 +241,22 @@ async def create(conn: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
     return await get(conn, campaign_id)
 
 
-async def update(conn: Any, campaign_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+async def update(
+    conn: Any,
+    campaign_id: int,
+    changes: Mapping[str, Any],
+    *,
+    known_pbxs: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Change settings (any of SETTINGS, strategy, strategy_version).
 
     The strategy can change only before the engine has acted on any contact:
     the contacts' plans are steps of the strategy they were made under.
+    ``known_pbxs``: the PBX names ``pbxs`` may use (None: any name).
     """
     current = await _lock(conn, campaign_id)
     values = {key: current[key] for key in SETTINGS}
-    values.update(_checked_settings(changes))
+    values.update(_checked_settings(changes, known_pbxs))
     _check_abandon_target(values)
     if "name" in changes:
         values["name"] = _check_name(changes["name"])
@@ -336,9 +349,13 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_settings(
+    settings: Mapping[str, Any], known_pbxs: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The settings among ``settings`` (not name), checked beyond their JSON types."""
     out: dict[str, Any] = {}
+    if "pbxs" in settings:
+        out["pbxs"] = check_pbxs(settings["pbxs"], known_pbxs)
     if "trunk" in settings:
         trunk = settings["trunk"]
         if trunk is not None and not (isinstance(trunk, str) and _TRUNK.fullmatch(trunk)):
@@ -479,6 +496,29 @@ def check_param_names(value: Any) -> dict[str, str] | None:
     if len(set(names.values())) != len(names):
         raise InvalidInput("param_names: a name is used twice", details=[_field("param_names")])
     return names
+
+
+def check_pbxs(value: Any, known: Sequence[str] | None = None) -> list[str] | None:
+    """The PBXs a campaign may use: null (every PBX), or 1-64 distinct PBX names,
+    each one of ``known`` (the serving daemon's pool) when given."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_PBXS
+        or not all(isinstance(name, str) and PBX_NAME.fullmatch(name) for name in value)
+        or len(set(value)) != len(value)
+    ):
+        raise InvalidInput(
+            f"pbxs must be null (every PBX) or 1-{MAX_PBXS} distinct PBX names "
+            "(A-Z a-z 0-9 _ . -, at most 64 each)",
+            details=[_field("pbxs")],
+        )
+    unknown = [name for name in value if known is not None and name not in known]
+    if unknown:
+        message = f"unknown PBX {unknown[0]!r} (the pool: {', '.join(known or [])})"
+        raise InvalidInput(f"pbxs: {message}", details=[_field("pbxs", message)])
+    return list(value)
 
 
 def _check_number(value: Any, field: str, low: float, high: float, decimals: int) -> Decimal:

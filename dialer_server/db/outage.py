@@ -1,7 +1,8 @@
 """Whether PostgreSQL is away: one classification of its errors, one tracker of outages.
 
 A failed statement means either "PostgreSQL is away for now" (``TRANSIENT_ERRORS``:
-the connection refused or cut, a timeout, the server shutting down or restarting),
+the connection refused or cut, a timeout, the server shutting down or restarting, no
+primary among the hosts of a multi-host URL while a replica is being promoted),
 and the work waits and tries again, or "this statement is wrong" (anything else: a
 bug, a bad row), which no retry mends. Every part of the daemon decides with
 these tuples, never a list of its own. On a session of its own (an advisory lock,
@@ -31,6 +32,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
+    # A multi-host URL (target_session_attrs=read-write) found no primary: the
+    # old one is gone and the replica is not promoted yet, a failover under way.
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
 )
 SESSION_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
 

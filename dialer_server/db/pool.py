@@ -1,13 +1,32 @@
-"""The connection pool: how the daemon and the CLI reach PostgreSQL."""
+"""The connection pool: how the daemon and the CLI reach PostgreSQL.
+
+``database.url`` may name several hosts, a primary and its replicas
+(``postgresql://u@db1:5432,db2:5432/dialer?target_session_attrs=read-write``):
+asyncpg then connects to the first one that takes writes, so every new
+connection after a failover finds the promoted replica. What a failover keeps
+is PostgreSQL's to decide: only a commit a synchronous standby has confirmed
+survives the primary's loss, and ``warn_if_failover_loses_commits`` says so at
+start when the URL names several hosts and the server does not wait for one.
+"""
 
 from __future__ import annotations
 
+import logging
+import urllib.parse
 from typing import Any
 
 import asyncpg
 
 from ..config import DatabaseConfig
 from ..errors import DatabaseUnavailable
+from .queries import queries_of
+
+query = queries_of(__name__)
+
+logger = logging.getLogger(__name__)
+
+# synchronous_commit values that wait for the synchronous standbys (when named).
+_WAITS_FOR_STANDBY = {"on", "remote_apply", "remote_write"}
 
 
 async def create_pool(config: DatabaseConfig) -> Any:
@@ -45,11 +64,40 @@ def redact_url(url: str) -> str:
         if at >= 0 and colon:
             url = f"{scheme}://{user}:***{rest[at:]}"
     base, hash_mark, _ = url.partition("#")
-    base, question_mark, query = base.partition("?")
+    base, question_mark, params = base.partition("?")
     if question_mark:
         items = (
             f"{name}=***" if equals else "***"
-            for name, equals, _ in (item.partition("=") for item in query.split("&"))
+            for name, equals, _ in (item.partition("=") for item in params.split("&"))
         )
         base = f"{base}?{'&'.join(items)}"
     return base + ("#***" if hash_mark else "")
+
+
+def several_hosts(url: str) -> bool:
+    """Whether the URL names more than one host (a primary and its replicas)."""
+    netloc = urllib.parse.urlsplit(url).netloc
+    return "," in netloc.rpartition("@")[2]
+
+
+async def warn_if_failover_loses_commits(conn: Any, url: str) -> bool:
+    """Log a warning, and True, when a failover could lose commits the daemon acknowledged.
+
+    Only with a multi-host URL: there a failover is expected, and a commit no
+    synchronous standby confirmed (none named, or synchronous_commit off/local)
+    may be missing on the promoted replica.
+    """
+    if not several_hosts(url):
+        return False
+    row = await conn.fetchrow(query("commit_durability"))
+    if row["synchronous_standby_names"] and row["synchronous_commit"] in _WAITS_FOR_STANDBY:
+        return False
+    logger.warning(
+        "database.url names several hosts, but a commit does not wait for a synchronous "
+        "standby (synchronous_commit = %s, synchronous_standby_names = %r): a failover may "
+        "lose results, claims and API changes already acknowledged (docs/operations.md)",
+        row["synchronous_commit"],
+        row["synchronous_standby_names"],
+        extra={"action": "database"},
+    )
+    return True

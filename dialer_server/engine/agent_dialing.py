@@ -29,7 +29,6 @@ from ..db.queries import queries_of
 from ..observability.metrics import Metrics
 from ..telephony.originate import CallTracker
 from .agent_pacing import Mode, PacingStats, calls_to_place, predictive_ratio
-from .answered_calls import DEFAULT_QUEUE
 from .pacing_locks import PacingLocks
 from .slots import AgentPacing, CampaignSlot
 
@@ -119,13 +118,7 @@ class AgentDialing:
         default queue. Without a roster in sync nobody is free, and they wait."""
         if self.roster is None or not self.roster.ready:
             return []
-        if slot.agents is not None:
-            queue = slot.agents.queue
-        elif slot.mode == "preview":
-            queue = slot.queue
-        else:
-            queue = DEFAULT_QUEUE
-        return list(self.roster.free_agents(queue))
+        return list(self.roster.free_agents(slot.agents_queue))
 
     def gauges(self) -> None:
         """The dialer_agents gauge: each queue's members by state."""

@@ -16,10 +16,16 @@ same transaction decides what each one is for:
 The claim first locks the campaign row and re-reads its state and line limit: a
 pause that has returned stops every claim after it, and ``max_concurrent_calls``
 holds across all daemons (their open calls are counted in the same transaction).
+Then it locks the PBXs it may place calls on (``lock_pbx_lines``, a transaction
+lock per PBX) and counts their open calls, so a PBX's ``max_channels`` holds across
+all daemons and campaigns the same way: no more contacts are leased than the PBXs
+have room for, and each call's attempt row names the PBX ``placement.py`` chose
+(its limit and weight), before its Originate. PBXs without a limit need no lock.
 A personal callback, and a preview contact its agent called (or whose preview
 timeout passed), is claimed only while its agent is free, one per agent per
-claim (``one_call_per_agent``), and dialled to that agent. A preview campaign
-claims nothing else: its contacts wait to be shown to an agent on the desk.
+claim (``one_call_per_agent``), and dialled to that agent, on the PBX of the
+agents' queue (``callback_pbx``). A preview campaign claims nothing else: its
+contacts wait to be shown to an agent on the desk.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..config import PbxConfig
 from ..db.queries import queries_of
 from ..telephony.sms import render_text
 from . import results, store
 from .calling_window import HORIZON_DAYS, next_allowed, zones_for_contact
+from .placement import PbxLoad, Placer
 from .slots import CampaignSlot
 from .strategy import Close, Decision, Dial, SendSms, Strategy, close_for, first_action
 
@@ -43,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 # A contact whose campaign has no usable strategy cannot be dialled.
 ENGINE_ERROR = Close("not_connected", "failed", "$error")
+# First key of the PBX line locks (instance locks use 1684, pacing locks 1685).
+PBX_LOCK_NAMESPACE = 1686
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +72,8 @@ class Job:
     agent: str | None = None
     # Preview: the agent's phone rings first, then the customer's.
     agent_first: bool = False
+    # The PBX a call is placed on ([[pbx]] name); None for an SMS.
+    pbx: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,11 +93,15 @@ async def claim(
     free_agents: Callable[[], Sequence[str]],
     strategies: results.StrategyLookup,
     instance_id: int,
+    pbxs: Sequence[PbxConfig],
+    callback_pbx: str | None = None,
 ) -> Claim:
     """Claim up to ``limit`` due contacts of the slot's campaign, in one transaction.
 
     ``free_agents()``: whom a due personal callback may be dialled to, asked once
-    the campaign row is locked.
+    the campaign row is locked; ``pbxs``: the PBXs its calls may go to now (up, and
+    the campaign's), ``callback_pbx`` the one personal callbacks go to (their
+    agents' queue's PBX; None: any of ``pbxs``).
     """
     jobs: list[Job] = []
     closed: list[str] = []
@@ -95,6 +111,11 @@ async def claim(
             return Claim(jobs, closed)  # paused or stopped since the tick began
         open_calls = await conn.fetchval(query("open_campaign_calls"), slot.id)
         limit = min(limit, max_calls - open_calls)
+        if limit <= 0 or not pbxs:
+            return Claim(jobs, closed)
+        placer = await _room_on(conn, pbxs)
+        if placer.free is not None:
+            limit = min(limit, placer.free)
         if limit <= 0:
             return Claim(jobs, closed)
         free = list(free_agents())
@@ -108,10 +129,28 @@ async def claim(
             await conn.execute(query("unclaim_contact"), contact["id"], contact["due_at"])
         strategy = await strategies.get(conn, slot.id)
         for contact in rows:
-            job = await _prepare(conn, slot, strategy, contact, now, closed, instance_id)
+            pbx = _placing(placer, contact, callback_pbx)
+            job = await _prepare(conn, slot, strategy, contact, now, closed, instance_id, pbx)
             if job is not None:
                 jobs.append(job)
     return Claim(jobs, closed)
+
+
+async def _room_on(conn: Any, pbxs: Sequence[PbxConfig]) -> Placer:
+    """The PBXs' open calls, counted under their locks (only PBXs with a limit need one)."""
+    limited = [pbx.name for pbx in pbxs if pbx.limit is not None]
+    in_use: dict[str, int] = {}
+    if limited:
+        await conn.execute(query("lock_pbx_lines"), PBX_LOCK_NAMESPACE, limited)
+        in_use = {r["pbx"]: r["calls"] for r in await conn.fetch(query("open_pbx_calls"), limited)}
+    return Placer([PbxLoad(p.name, in_use.get(p.name, 0), p.limit, p.share) for p in pbxs])
+
+
+def _placing(placer: Placer, contact: Any, callback_pbx: str | None) -> Callable[[], str | None]:
+    """What gives the contact's call its PBX, asked only if a call is placed: a call
+    to one agent (a callback, a preview) goes to the PBX of the agents' queue."""
+    only = callback_pbx if target_agent(contact) is not None else None
+    return lambda: placer.take(only)
 
 
 async def unclaim(conn: Any, job: Job) -> None:
@@ -180,10 +219,12 @@ async def _prepare(
     now: datetime,
     closed: list[str],
     instance_id: int,
+    place: Callable[[], str | None],
 ) -> Job | None:
     """Turn a claimed contact into an attempt row (or a plan, or a final state).
 
-    The final states given to contacts are appended to ``closed``.
+    The final states given to contacts are appended to ``closed``; ``place()``
+    gives a call its PBX, None when none has room (the contact is then put back).
     """
     contact_id = contact["id"]
     if strategy is None:
@@ -239,6 +280,11 @@ async def _prepare(
         return None
     if await store.contact_has_open_attempt(conn, contact_id):
         return None  # its open attempt's result will plan what comes next
+    pbx = place() if channel == "call" else None
+    if channel == "call" and pbx is None:
+        # Its PBX is full (a callback's agent's): due again as it was, plan kept.
+        await conn.execute(query("unclaim_contact"), contact_id, contact["due_at"])
+        return None
     attempt_id = str(
         await conn.fetchval(
             query("insert_engine_attempt"),
@@ -249,6 +295,7 @@ async def _prepare(
             number,
             step,
             instance_id,
+            pbx,
         )
     )
     await conn.execute(query("mark_contact_dialling"), contact_id)
@@ -273,6 +320,7 @@ async def _prepare(
             and contact["preview_agent"] is not None
             and slot.preview_dial == "agent_first"
         ),
+        pbx=pbx,
     )
 
 

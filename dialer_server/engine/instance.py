@@ -5,6 +5,12 @@ its id for as long as the process lives. PostgreSQL drops the lock the moment
 the session ends, whatever killed it, so another daemon (or this one, after a
 restart) can tell at once which open attempts nobody follows any more, with no
 heartbeat timeout to wait out.
+
+The lock session also ends when PostgreSQL restarts or fails over to a replica,
+with every daemon still alive: each takes its lock again on a new session
+within a check interval of PostgreSQL answering. Until ``ADOPT_GRACE_S`` after
+taking it again, a daemon adopts nobody's attempts (``may_adopt``): the others,
+alive, are taking their own locks back meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import contextlib
 import logging
 import os
 import socket
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -29,6 +37,9 @@ logger = logging.getLogger(__name__)
 # First key of our advisory locks (the second is the instance id).
 LOCK_NAMESPACE = 1684
 CHECK_INTERVAL_S = 2.0
+# Twice the others' check interval, and a connect: long enough for every live
+# daemon to have its lock again after PostgreSQL came back.
+ADOPT_GRACE_S = 2 * CHECK_INTERVAL_S + 5.0
 
 
 class Instance:
@@ -38,17 +49,25 @@ class Instance:
         self.id: int | None = None
         self._conn: Any = None
         self.locked = asyncio.Event()
+        # When the lock was taken again after a lost session (monotonic); None
+        # while this daemon holds the lock it took at start.
+        self._retaken_at: float | None = None
 
-    async def register(self, pool: Any) -> int:
+    async def register(self, pool: Any, pbxs: Sequence[str] = ()) -> int:
+        """A new instance row naming the PBXs this daemon dials through, and its lock."""
         async with pool.acquire() as conn:
-            self.id = int(await conn.fetchval(query("register_instance"), _hostname(), os.getpid()))
+            self.id = int(
+                await conn.fetchval(
+                    query("register_instance"), _hostname(), os.getpid(), list(pbxs)
+                )
+            )
         await self._lock()
         return self.id
 
     async def _lock(self) -> None:
         conn = await asyncpg.connect(self._url, timeout=self._timeout)
         try:
-            await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_NAMESPACE, self.id)
+            await conn.execute(query("take_instance_lock"), LOCK_NAMESPACE, self.id)
         except BaseException:
             await conn.close()
             raise
@@ -67,16 +86,30 @@ class Instance:
                     raise ConnectionError("lock session lost")
                 await asyncio.wait_for(self._conn.fetchval("SELECT 1"), self._timeout)
             except SESSION_ERRORS as exc:
+                if self.locked.is_set():
+                    logger.warning(
+                        "instance lock lost (%s), taking it again",
+                        exc,
+                        extra={"action": "instance_lock", "instance_id": self.id},
+                    )
                 self.locked.clear()
                 await self._drop()
-                logger.warning(
-                    "instance lock lost (%s), taking it again",
-                    exc,
-                    extra={"action": "instance_lock", "instance_id": self.id},
-                )
                 with contextlib.suppress(*SESSION_ERRORS):
                     await self._lock()
+                    self._retaken_at = time.monotonic()
+                    logger.info(
+                        "instance lock taken again",
+                        extra={"action": "instance_lock", "instance_id": self.id},
+                    )
         await self._drop()
+
+    def may_adopt(self) -> bool:
+        """Whether the open attempts of daemons without a lock are theirs to take over.
+
+        False for a while after this daemon took its lock again: a daemon that
+        has not yet is alive, not dead.
+        """
+        return self._retaken_at is None or time.monotonic() - self._retaken_at >= ADOPT_GRACE_S
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -5,14 +5,22 @@ written in one transaction *before* the Originate goes out, so after any crash
 the database knows a call may exist (``claims.py``); the row is marked sent, with
 the send time, right before its Originate, so a row still ``created`` never left.
 Nothing is ever re-sent on a reconnect: open attempts are reconciled with what
-Asterisk knows, its live channels and the records its hangup handler kept of the
-calls that ended (``telephony/pbx_results.py``). Only an attempt whose call the
-PBX itself lost closes as dangling, never redialled; one never sent is put back.
+the PBX they were placed on knows, its live channels and the records its hangup
+handler kept of the calls that ended (``telephony/pbx_results.py``). Only an
+attempt whose call the PBX itself lost (or that was away too long to be asked)
+closes as dangling, never redialled; one never sent is put back.
 
 The scheduler owns the loop (a tick at a fixed cadence, or at once when agents
 free up), each attempt's life from its claim to its recorded result, and
 reconciliation (at start, after every AMI reconnect, and periodically, it takes
-over the open attempts of daemons that died). Like procrastinate's worker, it
+over the open attempts of daemons that died). Calls go to the PBXs of the pool
+(``telephony/pbx_pool.py``): each claim places them on the campaign's PBXs that
+are up, by free capacity (``placement.py``), and each attempt is reconciled
+against the PBX it was placed on and no other: its channels, its records, over
+its own AMI connection. The calls of a PBX that is away are settled when it
+comes back, or without it once ``dialing.result_margin_s`` has passed (answered
+if they were, else dangling). Whether each PBX can keep those records is
+checked at each of its AMI logins. Like procrastinate's worker, it
 issues no SQL itself: what a campaign may dial is decided by ``slots.py``
 (limits, windows), ``agent_dialing.py`` (the agent modes) and ``claims.py``; the
 statements live with ``store.py`` and ``results.py``.
@@ -41,12 +49,13 @@ from typing import Any, TypeVar
 
 from ..config import Config
 from ..db.outage import TRANSIENT_ERRORS, Outage
-from ..errors import AmiError
+from ..errors import AmiDisconnected, AmiError
 from ..observability.metrics import Metrics
 from ..telephony import pbx_results, queue_members
-from ..telephony.ami import AmiClient, AmiState, Event
+from ..telephony.ami import AmiState, Event
 from ..telephony.originate import CallRequest, CallResult, CallTracker, pbx_result, ring_agent
 from ..telephony.outcomes import Outcome
+from ..telephony.pbx_pool import Pbx, PbxPool
 from ..telephony.pbx_results import PbxResult
 from ..telephony.sms import InboundSms, SmsProvider, inbound_from_event
 from . import claims, results, store
@@ -88,6 +97,10 @@ class OpenAttempt:
     contact_id: int
     channel: str
     state: str
+    # The PBX it was placed on (the pool's first for attempts from before the pool).
+    pbx: str
+    # When it was written, or when this daemon lost sight of it.
+    created_at: datetime
 
 
 class Scheduler:
@@ -95,7 +108,7 @@ class Scheduler:
         self,
         *,
         pool: Any,
-        ami: AmiClient,
+        pbxs: PbxPool,
         tracker: CallTracker,
         sms: SmsProvider,
         config: Config,
@@ -105,7 +118,7 @@ class Scheduler:
         outage: Outage | None = None,
     ) -> None:
         self.pool = pool
-        self.ami = ami
+        self.pbxs = pbxs
         self.tracker = tracker
         self.sms = sms
         self.config = config
@@ -127,23 +140,30 @@ class Scheduler:
         self._active: set[str] = set()
         # Sent calls whose AMI link dropped before their result: reconcile them.
         self._unresolved: dict[str, OpenAttempt] = {}
+        # The PBX of each call this daemon follows, or settles: its metrics, where
+        # its record is read and removed, and which followed calls a PBX's channel
+        # list and records speak for.
+        self._pbx_of: dict[str, str] = {}
+        # Attempts on a PBX no daemon has are away since this daemon started.
+        self._started = datetime.now(UTC)
         # Calls taken over and followed to their end (_follow): their channel
-        # existed when reconciliation found them.
-        self._followed: set[str] = set()
-        # Checked once per AMI login: can the PBX record our calls' ends?
-        self._check_pbx_setup = True
+        # existed when reconciliation found them. Each with the time from which
+        # its PBX's absence may end it (its answer, or the end of its ring time).
+        self._followed: dict[str, datetime] = {}
+        # The PBXs to check once per AMI login: can they record our calls' ends?
+        self._check_pbx_setup: set[str] = set(pbxs.names)
         self._reconcile_needed = asyncio.Event()
         self._stop = asyncio.Event()
         # Set when agents free up: the loop ticks at once instead of at its cadence.
         self._wake = asyncio.Event()
         if roster is not None:
             roster.on_change.append(self._wake.set)
-        ami.on_state_change(self._ami_state_changed)
-        ami.subscribe(self._handle_event)
+        pbxs.on_state_change(self._pbx_state_changed)
+        pbxs.subscribe(self._handle_event)
         # AMD verdicts and IVR keys reach each call's result before its Hangup.
         answered = AnsweredCalls(tracker)
         answered.on_connected.append(self._agent_connected)
-        ami.subscribe(answered.handle_event)
+        pbxs.subscribe(answered.handle_event)
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -160,7 +180,7 @@ class Scheduler:
                 lag = max(0.0, now - due)
                 self.metrics.tick_lag.observe(lag)
                 self.metrics.last_tick.set(time.time())
-                ready = self.ami.connected and self.instance.locked.is_set()
+                ready = self.pbxs.any_up and self.instance.locked.is_set()
                 try:
                     if ready and (self._reconcile_needed.is_set() or now >= next_reconcile):
                         self._reconcile_needed.clear()
@@ -168,10 +188,14 @@ class Scheduler:
                         next_reconcile = now + self.config.dialing.reconcile_interval_s
                     if ready:
                         await self._tick()
+                    asked_database = ready
                     if now >= next_completion:
                         await self._complete_finished_campaigns()
                         next_completion = now + COMPLETION_CHECK_S
-                    self.outage.back()
+                        asked_database = True
+                    # Only a tick that asked PostgreSQL something may say it is back.
+                    if asked_database:
+                        self.outage.back()
                 except TRANSIENT_ERRORS as exc:
                     self.outage.down(exc, component="engine")
                 except Exception:
@@ -254,15 +278,30 @@ class Scheduler:
                 wanted = min(wanted, for_agents.get(slot.id, 0))
             if wanted <= 0:
                 continue
-            for job in await self._claim(slot, wanted):
+            for job in await self._claim(slot, wanted, self._usable(slot)):
                 if slot.agents is not None and job.channel == "call":
                     slot.agents.calls.add(job.attempt_id)
-                self._spawn(self._run_job(slot, job), job.attempt_id, slot)
+                self._spawn(self._run_job(slot, job), job.attempt_id, slot, pbx=job.pbx)
         self.agents.gauges()
         self.slots.forget_idle({slot.id for slot in slots})
 
-    async def _claim(self, slot: CampaignSlot, limit: int) -> list[Job]:
+    def _usable(self, slot: CampaignSlot) -> list[Pbx]:
+        """The PBXs the campaign's calls may go to now: up, and the campaign's; for a
+        campaign whose calls go to agents (agent modes, preview), the one their queue
+        lives on."""
+        usable = [p for p in self.pbxs.up if slot.pbxs is None or p.name in slot.pbxs]
+        if slot.to_agents:
+            home = self.pbxs.queue_home(slot.agents_queue)
+            if home is not None:
+                usable = [p for p in usable if p is home]
+        return usable
+
+    async def _claim(self, slot: CampaignSlot, limit: int, pbxs: list[Pbx]) -> list[Job]:
         assert self.instance.id is not None
+        if not pbxs:
+            return []
+        # Personal callbacks ring agents of this queue: on the PBX it lives on.
+        home = self.pbxs.queue_home(slot.agents_queue)
         async with self.pool.acquire() as conn:
             claim = await claims.claim(
                 conn,
@@ -272,6 +311,8 @@ class Scheduler:
                 free_agents=lambda: self.agents.callback_agents(slot),
                 strategies=self.strategies,
                 instance_id=self.instance.id,
+                pbxs=[pbx.config for pbx in pbxs],
+                callback_pbx=home.name if home is not None else None,
             )
         # Counted once the transaction has committed.
         for state in claim.closed:
@@ -285,9 +326,12 @@ class Scheduler:
         attempt_id: str | None,
         slot: CampaignSlot | None,
         name: str = "sms-reply",
+        pbx: str | None = None,
     ) -> None:
         if attempt_id is not None:
             self._active.add(attempt_id)
+            if pbx is not None:
+                self._pbx_of[attempt_id] = pbx
         if slot is not None:
             self.slots.call_started(slot)
 
@@ -297,6 +341,8 @@ class Scheduler:
             finally:
                 if attempt_id is not None:
                     self._active.discard(attempt_id)
+                    # Recorded (or never sent): reconciliation sets it again if not.
+                    self._pbx_of.pop(attempt_id, None)
                 if slot is not None:
                     self.slots.call_ended(slot, attempt_id)
 
@@ -332,7 +378,9 @@ class Scheduler:
             # Paused while this call waited for its turn: pause means no new call.
             await self._unclaim(job)
             return
-        trunk = slot.trunk or self.config.dialing.trunk
+        pbx = self.pbxs.get(job.pbx)
+        assert pbx is not None, "the claim places every call on a PBX of the pool"
+        trunk = slot.trunk or pbx.config.trunk
         sent_at: float | None = None
         answered_at: float | None = None
 
@@ -340,6 +388,7 @@ class Scheduler:
             nonlocal sent_at
             sent_at = time.monotonic()
             self.metrics.call_originated(job.campaign_id, trunk)
+            self.metrics.pbx_call_placed(pbx.name)
             logger.debug(
                 "call sent",
                 extra={
@@ -363,7 +412,7 @@ class Scheduler:
             dialplan = callback_dialplan(dialplan, self.config.dialing)
         if job.agent_first:
             assert job.agent is not None
-            agent_channel = await self._ring_agent(job, dialplan)
+            agent_channel = await self._ring_agent(job, dialplan, pbx)
             if agent_channel is None:
                 return  # the agent did not answer: the customer was never dialled
             dialplan = Dialplan(
@@ -396,7 +445,7 @@ class Scheduler:
             call_end_context=self.config.dialing.call_end_context,
         )
         try:
-            result = await self.tracker.place_call(self.ami, request, on_sent, on_answered)
+            result = await self.tracker.place_call(pbx.ami, request, on_sent, on_answered)
         except AmiError as exc:
             if sent_at is None:
                 # Never written to Asterisk: it did not happen.
@@ -413,7 +462,13 @@ class Scheduler:
                 },
             )
             self._unresolved[job.attempt_id] = OpenAttempt(
-                job.attempt_id, job.campaign_id, job.contact_id, "call", "sent"
+                job.attempt_id,
+                job.campaign_id,
+                job.contact_id,
+                "call",
+                "sent",
+                pbx.name,
+                datetime.now(UTC),
             )
             self._reconcile_needed.set()
             return
@@ -421,14 +476,15 @@ class Scheduler:
             self.metrics.call_ended(job.campaign_id, time.monotonic() - answered_at)
         await self._record_call(result)
 
-    async def _ring_agent(self, job: Job, dialplan: Dialplan) -> str | None:
+    async def _ring_agent(self, job: Job, dialplan: Dialplan, pbx: Pbx) -> str | None:
         """Agent-first preview: the agent's channel once they answered, else None
-        (the attempt is then forgotten: no customer call was placed)."""
+        (the attempt is then forgotten: no customer call was placed). The agent is
+        rung on the PBX the customer's call goes to: that of the agents' queue."""
         assert job.agent is not None
         dialing = self.config.dialing
         try:
             channel = await ring_agent(
-                self.ami,
+                pbx.ami,
                 attempt_id=job.attempt_id,
                 agent=job.agent,
                 context=dialing.preview_agent_context,
@@ -454,9 +510,13 @@ class Scheduler:
 
     def _agent_connected(self, attempt_id: str, agent: str) -> None:
         """An agent took a call we follow: note it and write attempt.connected (a task)."""
-        self._spawn(self._connected(attempt_id, agent), None, None, name=f"connected-{attempt_id}")
+        # The agent took it on the call's PBX: a wrap-up pause is asked of that one.
+        pbx = self.pbxs.get(self._pbx_of.get(attempt_id)) or self.pbxs.for_agent(agent)
+        self._spawn(
+            self._connected(attempt_id, agent, pbx), None, None, name=f"connected-{attempt_id}"
+        )
 
-    async def _connected(self, attempt_id: str, agent: str) -> None:
+    async def _connected(self, attempt_id: str, agent: str, pbx: Pbx | None) -> None:
         at = datetime.now(UTC)
         desk_user = await self._with_db(
             lambda conn: store.attempt_connected(conn, attempt_id, agent, at)
@@ -465,7 +525,9 @@ class Scheduler:
             return
         # No next call for a desk agent until they set this call's disposition.
         try:
-            await queue_members.pause(self.ami, agent, True, queue_members.WRAPUP_REASON)
+            if pbx is None:
+                raise AmiDisconnected("no PBX of the pool is connected")
+            await queue_members.pause(pbx.ami, agent, True, queue_members.WRAPUP_REASON)
         except (AmiError, TimeoutError) as exc:
             logger.warning(
                 "wrap-up pause of %s failed: %s",
@@ -548,21 +610,26 @@ class Scheduler:
                 detail="no result: the PBX has neither the call nor a record of its end",
             )
             return
+        pbx_name = self._pbx_of.get(result.attempt_id)
+        pbx = self.pbxs.get(pbx_name)
         recorded = await self._with_db(
             lambda conn: results.record_call(
                 conn,
                 result,
                 self.strategies,
                 trunk_error_pause_after=self.config.dialing.trunk_error_pause_after,
-                default_trunk=self.config.dialing.trunk,
+                # The trunk of the PBX the call went out on, for the pause's reason.
+                default_trunk=pbx.config.trunk if pbx is not None else self.config.dialing.trunk,
             )
         )
         if recorded is None and self._stop.is_set():
             return  # not written: the PBX's record stays for the next start
-        self._after_record(recorded, "call", result.source)
-        if self.config.dialing.call_end_context:
+        self._pbx_of.pop(result.attempt_id, None)
+        self._after_record(recorded, "call", result.source, pbx_name)
+        if self.config.dialing.call_end_context and pbx is not None:
             # Committed (or ended before): the PBX's copy is no longer needed.
-            await pbx_results.forget(self.ami, result.attempt_id)
+            # Only the PBX the call was placed on has it.
+            await pbx_results.forget(pbx.ami, result.attempt_id)
 
     async def _record_outcome(
         self, attempt_id: str, outcome: str, channel: str, detail: str | None
@@ -573,10 +640,14 @@ class Scheduler:
                 conn, attempt_id, outcome, self.strategies, detail=detail, source=source
             )
         )
-        self._after_record(recorded, channel, source)
+        self._after_record(recorded, channel, source, self._pbx_of.pop(attempt_id, None))
 
     def _after_record(
-        self, recorded: results.Recorded | None, channel: str, source: str | None
+        self,
+        recorded: results.Recorded | None,
+        channel: str,
+        source: str | None,
+        pbx: str | None,
     ) -> None:
         if recorded is None:
             return
@@ -584,7 +655,10 @@ class Scheduler:
             self.metrics.result_learned(recorded.campaign_id, source)
         if recorded.outcome == Outcome.TRUNK_ERROR:
             slot = self.slots.get(recorded.campaign_id)
-            trunk = (slot.trunk if slot is not None else None) or self.config.dialing.trunk
+            placed_on = self.pbxs.get(pbx)
+            trunk = (slot.trunk if slot is not None else None) or (
+                placed_on.config.trunk if placed_on is not None else self.config.dialing.trunk
+            )
             self.metrics.trunk_error(recorded.campaign_id, trunk)
         if recorded.paused is not None:
             self.metrics.campaign_auto_paused(recorded.campaign_id, "trunk_errors")
@@ -594,6 +668,8 @@ class Scheduler:
                 extra={"action": "campaign", "campaign_id": recorded.campaign_id},
             )
         self.metrics.attempt_closed(recorded.campaign_id, channel, recorded.outcome)
+        if pbx is not None and channel == "call":
+            self.metrics.pbx_call_closed(pbx, recorded.outcome)
         if recorded.outcome == Outcome.ABANDONED:
             self.metrics.call_abandoned(recorded.campaign_id)
         if isinstance(recorded.decision, Close):
@@ -613,9 +689,64 @@ class Scheduler:
 
     # --- reconciliation ----------------------------------------------------------------
     async def _reconcile(self) -> None:
-        """Settle every open attempt nobody follows, against what Asterisk knows.
+        """Settle every open attempt nobody follows, each against the PBX it was placed on.
 
-        Asterisk is asked twice, in this order, after the candidates' events are
+        A PBX that is up is asked what it knows (``_reconcile_on``): its live
+        channels and the records our hangup handler kept there of the calls that
+        ended. The attempts of one that is away, or that no daemon has, wait for
+        it or for the margin (``_settle_away``).
+        """
+        assert self.instance.id is not None
+        async with self.pool.acquire() as conn:
+            adopted = (
+                await store.adopt_orphaned_attempts(conn, self.instance.id, self.pbxs.names)
+                if self.instance.may_adopt()
+                else []
+            )
+            mine = await store.open_attempts_of_instance(conn, self.instance.id)
+        candidates = dict(self._unresolved)
+        for row in [*adopted, *mine]:
+            attempt_id = str(row["id"])
+            if attempt_id not in self._active:
+                candidates[attempt_id] = OpenAttempt(
+                    attempt_id,
+                    row["campaign_id"],
+                    row["contact_id"],
+                    row["channel"],
+                    row["state"],
+                    # Calls from before the pool: the one PBX of that time is our first.
+                    row["pbx"] or self.pbxs.first.name,
+                    row["created_at"],
+                )
+        if adopted:
+            logger.warning(
+                "taking over %d open attempts of stopped daemons",
+                len(adopted),
+                extra={
+                    "action": "reconcile",
+                    "instance_id": self.instance.id,
+                    "attempt_ids": sorted(str(row["id"]) for row in adopted),
+                },
+            )
+        by_pbx: dict[str, dict[str, OpenAttempt]] = {}
+        for attempt in candidates.values():
+            self._pbx_of.setdefault(attempt.id, attempt.pbx)
+            by_pbx.setdefault(attempt.pbx, {})[attempt.id] = attempt
+        for pbx in self.pbxs:
+            attempts = by_pbx.pop(pbx.name, {})
+            if pbx.up:
+                await self._reconcile_on(pbx, attempts)
+            else:
+                await self._settle_away(pbx.name, pbx.down_since, attempts)
+        # Adopted because no live daemon has their PBX: nobody can ask it.
+        for name, attempts in by_pbx.items():
+            await self._settle_away(name, self._started, attempts)
+
+    async def _reconcile_on(self, pbx: Pbx, candidates: dict[str, OpenAttempt]) -> None:
+        """Settle the candidates placed on ``pbx``, and the calls we follow there,
+        against what that PBX knows.
+
+        It is asked twice, in this order, after the candidates' events are
         watched: its live channels (CoreShowChannels), then the records our
         hangup handler kept of calls that ended (pbx_results). A call missing
         from the first has its record in the second, unless the PBX itself lost
@@ -624,30 +755,22 @@ class Scheduler:
         written: a Hangup arriving while results are being written cannot turn
         an answered call into a failed one.
         """
-        assert self.instance.id is not None
-        async with self.pool.acquire() as conn:
-            adopted = await store.adopt_orphaned_attempts(conn, self.instance.id)
-            mine = await store.open_attempts_of_instance(conn, self.instance.id)
-        candidates = dict(self._unresolved)
-        for row in [*adopted, *mine]:
-            attempt_id = str(row["id"])
-            if attempt_id not in self._active:
-                candidates[attempt_id] = OpenAttempt(
-                    attempt_id, row["campaign_id"], row["contact_id"], row["channel"], row["state"]
-                )
         for attempt_id in candidates:
             self.tracker.watch(attempt_id)
         try:
-            if self._check_pbx_setup:
-                await self._warn_missing_pbx_setup()
+            if pbx.name in self._check_pbx_setup:
+                await self._warn_missing_pbx_setup(pbx)
             # Only calls known to be up before the channel list is asked for may be
             # judged by their absence from it: one answered meanwhile is not in it.
             were_up = {
-                a for a in self._active if a in self._followed or self.tracker.is_answered(a)
+                a
+                for a in self._active
+                if self._pbx_of.get(a) == pbx.name
+                and (a in self._followed or self.tracker.is_answered(a))
             }
-            reply = await self.ami.send_action({"Action": "CoreShowChannels"})
+            reply = await pbx.ami.send_action({"Action": "CoreShowChannels"})
             records = (
-                await pbx_results.read_all(self.ami) if self.config.dialing.call_end_context else {}
+                await pbx_results.read_all(pbx.ami) if self.config.dialing.call_end_context else {}
             )
         except (AmiError, TimeoutError):
             for attempt_id in candidates:
@@ -659,39 +782,79 @@ class Scheduler:
             for m in reply
             if m.get("Event") == "CoreShowChannel"
         }
-        # Calls we follow whose Hangup we missed (the AMI link dropped): a
-        # record proves the end, whenever it came; without one, a call that
-        # was up before the list was asked for and is not on it was lost with
-        # the PBX (it restarted).
+        # Calls we follow on this PBX whose Hangup we missed (the AMI link
+        # dropped): a record proves the end, whenever it came; without one, a
+        # call that was up before the list was asked for and is not on it was
+        # lost with the PBX (it restarted).
         for attempt_id in list(self._active):
+            if self._pbx_of.get(attempt_id) != pbx.name:
+                continue
             if attempt_id in records:
                 self.tracker.end_with_record(attempt_id, records[attempt_id])
             elif attempt_id in were_up and attempt_id not in live:
                 self.tracker.end_lost(attempt_id)
-        if adopted:
-            logger.warning(
-                "taking over %d open attempts of stopped daemons",
-                len(adopted),
-                extra={
-                    "action": "reconcile",
-                    "instance_id": self.instance.id,
-                    "attempt_ids": sorted(str(row["id"]) for row in adopted),
-                },
-            )
         settled = [self._settle(attempt, live, records) for attempt in candidates.values()]
         for attempt in candidates.values():
             self._unresolved.pop(attempt.id, None)
         for settle in settled:
             await settle()
-        await self._forget_stale_records(records, set(candidates))
+        await self._forget_stale_records(pbx, records, set(candidates))
+
+    async def _settle_away(
+        self, pbx: str, down_since: datetime, candidates: dict[str, OpenAttempt]
+    ) -> None:
+        """The calls of a PBX no one can ask now: settled once the margin has passed.
+
+        The margin (``dialing.result_margin_s``) runs from when the PBX went away,
+        and for a call not answered from the end of its ring time, whichever is
+        later: a PBX back before then is asked (``_reconcile_on``), its records
+        included. Past it, an answered call is recorded answered, the others
+        dangling (``result_source`` lost). An attempt still ``created`` never
+        reached the PBX: it is put back at once.
+        """
+        now = datetime.now(UTC)
+        margin = timedelta(seconds=self.config.dialing.result_margin_s)
+        # The calls this daemon follows there: their Hangup cannot come now.
+        for attempt_id in list(self._active):
+            if self._pbx_of.get(attempt_id) != pbx:
+                continue
+            if self.tracker.is_answered(attempt_id):
+                since = down_since
+            elif attempt_id in self._followed:
+                since = max(down_since, self._followed[attempt_id])
+            else:
+                continue  # being placed: its Originate fails with the link (_unresolved)
+            if now >= since + margin:
+                self.tracker.end_lost(attempt_id)
+        ring = timedelta(seconds=self.config.dialing.ring_timeout_s)
+        for attempt in candidates.values():
+            if attempt.channel == "call" and attempt.state == "created":
+                # Marked sent before every Originate: this one never went out.
+                self._unresolved.pop(attempt.id, None)
+                await self._put_back(attempt)
+                continue
+            answered = attempt.state == "answered"
+            rung_out = attempt.created_at if answered else attempt.created_at + ring
+            if now < max(down_since, rung_out) + margin:
+                continue  # found again at the next reconciliation
+            self._unresolved.pop(attempt.id, None)
+            if answered:
+                await self._record_call(self.tracker.lost_answered(attempt.id))
+            else:
+                await self._record_outcome(
+                    attempt.id,
+                    Outcome.DANGLING.value,
+                    attempt.channel,
+                    detail=f"no result: PBX {pbx} was away",
+                )
 
     def _settle(
         self, attempt: OpenAttempt, live: dict[Any, Any], records: dict[str, PbxResult]
     ) -> Callable[[], Awaitable[None]]:
         """Decide what an open attempt nobody follows is, now; what to write, later.
 
-        The decision takes no await, so every candidate is judged on the same
-        view of Asterisk.
+        The decision takes no await, so every candidate of a PBX is judged on the
+        same view of it.
         """
         answered = attempt.state == "answered" or live.get(attempt.id) == "Up"
         record = records.get(attempt.id)
@@ -705,7 +868,7 @@ class Scheduler:
             return lambda: self._record_call(ended)
         if attempt.channel == "call" and attempt.id in live:
             slot = self.slots.get(attempt.campaign_id)
-            self._spawn(self._follow(attempt, answered), attempt.id, slot)
+            self._spawn(self._follow(attempt, answered), attempt.id, slot, pbx=attempt.pbx)
             return _nothing
         self.tracker.unwatch(attempt.id)
         if attempt.channel == "call" and attempt.state == "created":
@@ -724,24 +887,30 @@ class Scheduler:
         """Follow a call taken over (or cut off from us) to its end, and record it.
 
         Bounded by the longest a call may last; a call whose channel disappears
-        without a Hangup is ended by the next reconciliation (its record, or lost).
+        without a Hangup is ended by the next reconciliation (its record, or lost),
+        and one whose PBX goes away once the margin has passed (``_settle_away``).
         """
-        self._followed.add(attempt.id)
+        # From when its PBX's absence may end it: at once if answered, else once
+        # it would have rung out.
+        ring = timedelta(seconds=0 if answered else self.config.dialing.ring_timeout_s)
+        self._followed[attempt.id] = attempt.created_at + ring
         try:
             timeout = self.config.dialing.max_call_s + self.config.dialing.result_margin_s
             result = await self.tracker.follow(attempt.id, answered=answered, timeout_s=timeout)
         finally:
-            self._followed.discard(attempt.id)
+            self._followed.pop(attempt.id, None)
         if result is None:
             await self._record_outcome(
                 attempt.id, Outcome.DANGLING.value, "call", detail="no result in time"
             )
             return
-        if result.source == "live" and self.config.dialing.call_end_context:
+        pbx = self.pbxs.get(attempt.pbx)
+        if result.source == "live" and self.config.dialing.call_end_context and pbx is not None:
             # The call began under a daemon that is gone: what our dialplan
-            # reported before we watched it (AMD, IVR, the agent) is in the record.
+            # reported before we watched it (AMD, IVR, the agent) is in the
+            # record, on the PBX the call was placed on.
             with contextlib.suppress(AmiError, TimeoutError):
-                record = await pbx_results.read(self.ami, attempt.id)
+                record = await pbx_results.read(pbx.ami, attempt.id)
                 if record is not None:
                     result = pbx_result(record, answered=result.answered_at is not None)
         await self._record_call(result)
@@ -749,38 +918,44 @@ class Scheduler:
     async def _put_back(self, attempt: OpenAttempt) -> None:
         """An attempt whose Originate never went out: forgotten, its contact due again."""
         put_back = await self._with_db(lambda conn: claims.put_back(conn, attempt.id))
+        self._pbx_of.pop(attempt.id, None)
         if put_back:
             logger.info(
                 "attempt never sent: its contact is due again",
                 extra={
                     **_ids(attempt.campaign_id, attempt.contact_id, action="reconcile"),
                     "attempt_id": attempt.id,
+                    "pbx": attempt.pbx,
                 },
             )
 
-    async def _warn_missing_pbx_setup(self) -> None:
-        """Once per AMI login: say so if the PBX cannot record our calls' ends."""
-        self._check_pbx_setup = False
+    async def _warn_missing_pbx_setup(self, pbx: Pbx) -> None:
+        """Once per AMI login of each PBX: say so if it cannot record our calls' ends."""
+        self._check_pbx_setup.discard(pbx.name)
         context = self.config.dialing.call_end_context
         if not context:
             logger.warning(
                 "dialing.call_end_context is empty: calls carry no hangup handler, and a "
                 "call whose end no daemon sees (a crash, a restart) closes as dangling",
-                extra={"action": "pbx_results"},
+                extra={"action": "pbx_results", "pbx": pbx.name},
             )
             return
-        missing = await pbx_results.missing_setup(self.ami, context)
+        missing = await pbx_results.missing_setup(pbx.ami, context)
         if missing:
             logger.warning(
-                "the PBX lacks %s: calls whose end no daemon sees close as dangling, and a "
+                "PBX %s lacks %s: calls whose end no daemon sees close as dangling, and a "
                 "603 Decline cannot be told from a refused trunk on Asterisk before 22.7 "
                 "(see docs/telephony.md, Asterisk set-up)",
+                pbx.name,
                 " and ".join(missing),
-                extra={"action": "pbx_results", "missing": missing},
+                extra={"action": "pbx_results", "pbx": pbx.name, "missing": missing},
             )
 
-    async def _forget_stale_records(self, records: dict[str, PbxResult], handled: set[str]) -> None:
-        """Remove the records of calls already recorded whose removal was missed.
+    async def _forget_stale_records(
+        self, pbx: Pbx, records: dict[str, PbxResult], handled: set[str]
+    ) -> None:
+        """Remove from ``pbx`` the records of calls already recorded whose removal
+        was missed.
 
         A record is removed once its attempt has ended in our database (and a
         minute went by: its own task removes it at once), or has no row there
@@ -799,7 +974,7 @@ class Scheduler:
             if (state == "ended" and ended_at < now - OWN_RECORD_GRACE) or (
                 state is None and ended_at < now - STALE_RECORD_AGE
             ):
-                await pbx_results.forget(self.ami, attempt_id)
+                await pbx_results.forget(pbx.ami, attempt_id)
 
     async def _complete_finished_campaigns(self) -> None:
         async with self.pool.acquire() as conn:
@@ -813,9 +988,9 @@ class Scheduler:
                     )
 
     # --- AMI events --------------------------------------------------------------------
-    def _ami_state_changed(self, state: AmiState) -> None:
+    def _pbx_state_changed(self, pbx: Pbx, state: AmiState) -> None:
         if state is AmiState.CONNECTED:
-            self._check_pbx_setup = True
+            self._check_pbx_setup.add(pbx.name)
             self._reconcile_needed.set()
 
     def _handle_event(self, event: Event) -> None:

@@ -1,13 +1,14 @@
 """What the engine keeps per running campaign between ticks: its slot.
 
 A slot holds what the claim and the calls of a campaign need without a query:
-its limits and the rate limiter of this daemon's sends (``pacing.py``), its
-calling window (``calling_window.py``), where its answered calls go in the
-dialplan (``answered_calls.py``), its agent pacing (``agent_dialing.py``) and how
-many of its attempts this daemon follows. ``Slots.update`` refreshes them from
-the campaign rows at every tick. A slot outlives its campaign's running state
-until its last call has ended (``Slots.forget_idle``): the calls of a paused
-campaign are still followed and counted.
+its limits and the rate limiter of this daemon's sends (``pacing.py``), the PBXs
+it may use, its calling window (``calling_window.py``), where its answered calls
+go in the dialplan (``answered_calls.py``), its agent pacing
+(``agent_dialing.py``) and how many of its attempts this daemon follows.
+``Slots.update`` refreshes them from the campaign rows at every tick. A slot
+outlives its campaign's running state until its last call has ended
+(``Slots.forget_idle``): the calls of a paused campaign are still followed and
+counted.
 
 A settings change keeps the rate limiter unless the rate itself changed (a new
 limiter starts its window afresh); the calls in flight and the measured pacing
@@ -77,6 +78,21 @@ class CampaignSlot:
     mode: str = "automated"
     queue: str = DEFAULT_QUEUE
     preview_dial: str = "agent_first"
+    # The PBXs its calls may go to, by name; None: every PBX of the pool.
+    pbxs: frozenset[str] | None = None
+
+    @property
+    def to_agents(self) -> bool:
+        """Whether every call of the campaign goes to an agent (agent modes, preview)."""
+        return self.agents is not None or self.mode == "preview"
+
+    @property
+    def agents_queue(self) -> str:
+        """The queue whose agents take its calls to agents: its own in the agent modes
+        and preview, the default queue for the personal callbacks of the others."""
+        if self.agents is not None:
+            return self.agents.queue
+        return self.queue if self.mode == "preview" else DEFAULT_QUEUE
 
 
 class Slots:
@@ -128,6 +144,7 @@ class Slots:
             self._metrics.campaign_seen(slot.id, slot.trunk or self._dialing.trunk)
         slot.max_concurrent = row["max_concurrent_calls"]
         slot.trunk, slot.caller_id = row["trunk"], row["caller_id"]
+        slot.pbxs = frozenset(row["pbxs"]) if row.get("pbxs") is not None else None
         slot.window = campaign_window(row["calling_window"], row["timezone"])
         slot.dialplan = dialplan_for(row, self._dialing)
         slot.mode = row.get("mode") or "automated"

@@ -54,6 +54,8 @@ CAMPAIGN_DEFAULTS: Mapping[str, Any] = {
     "preview_dial": "agent_first",
     "preview_timeout_s": None,
     "preview_skip_delay_s": 3600,
+    # The PBXs the campaign may use (migration 0014); None: every PBX of the daemon.
+    "pbxs": None,
 }
 
 
@@ -309,9 +311,16 @@ async def campaign_is_running(conn: Any, campaign_id: int) -> bool:
     return bool(await conn.fetchval(query("campaign_is_running"), campaign_id))
 
 
-async def adopt_orphaned_attempts(conn: Any, instance_id: int) -> list[dict[str, Any]]:
-    """Open attempts of daemons that died, made this instance's (see store.sql)."""
-    return [dict(r) for r in await conn.fetch(query("adopt_orphaned_attempts"), instance_id)]
+async def adopt_orphaned_attempts(
+    conn: Any, instance_id: int, pbxs: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Open attempts of daemons that died, made this instance's (see store.sql).
+
+    ``pbxs``: this daemon's PBXs; attempts on another PBX are left to a live
+    daemon that has it, if any.
+    """
+    rows = await conn.fetch(query("adopt_orphaned_attempts"), instance_id, list(pbxs))
+    return [dict(r) for r in rows]
 
 
 async def open_attempts_of_instance(conn: Any, instance_id: int) -> list[dict[str, Any]]:

@@ -42,4 +42,8 @@ def setup_logging(level: str = "INFO") -> None:
     # panoramisk logs every lost connection at ERROR with a traceback-free
     # message of its own; our AMI client reports connection state itself.
     logging.getLogger("panoramisk").setLevel(logging.CRITICAL)
+    # asyncpg's pool logs a WARNING with a traceback each time it fails to
+    # reconnect its idle connections, every second of a PostgreSQL outage or
+    # failover; db/outage.py reports the outage once, and its end.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -98,14 +98,49 @@ class Metrics:
 
         # --- AMI ---------------------------------------------------------------------
         self.ami_up = Gauge(
-            "dialer_ami_up", "1 while the AMI connection is logged in, else 0", registry=r
+            "dialer_ami_up",
+            "1 while the AMI connection of every PBX of the pool is logged in, else 0",
+            registry=r,
         )
         self.ami_reconnects = Counter(
             "dialer_ami_reconnects",
-            "AMI logins after the first (each one a recovered outage)",
+            "AMI logins after each PBX's first (each one a recovered outage)",
             registry=r,
         )
-        self._ami_logins = 0
+        self._ami_logins: dict[str, int] = {}
+
+        # --- the pool of PBXs, by PBX name ([[pbx]]; "default" without one) ----------
+        self.pbx_up = Gauge(
+            "dialer_pbx_up",
+            "1 while the PBX's AMI connection is logged in (calls may go to it), else 0",
+            ["pbx"],
+            registry=r,
+        )
+        self.pbx_channels_in_use = Gauge(
+            "dialer_pbx_channels_in_use",
+            "Calls open on the PBX, counted across every daemon (the database's open "
+            "attempts placed on it, what its channel limit is checked against)",
+            ["pbx"],
+            registry=r,
+        )
+        self.pbx_channels_limit = Gauge(
+            "dialer_pbx_channels_limit",
+            "The PBX's channel limit (max_channels; 0: none of its own)",
+            ["pbx"],
+            registry=r,
+        )
+        self.pbx_calls_placed = Counter(
+            "dialer_pbx_calls_placed",
+            "Originates the PBX accepted from this daemon",
+            ["pbx"],
+            registry=r,
+        )
+        self.pbx_call_outcomes = Counter(
+            "dialer_pbx_call_outcomes",
+            "Calls this daemon closed, by the PBX they were placed on and normalised outcome",
+            ["pbx", "outcome"],
+            registry=r,
+        )
         self.ami_action_duration = Histogram(
             "dialer_ami_action_duration_seconds",
             "Time from sending an AMI action to Asterisk's first reply (for an async "
@@ -359,12 +394,35 @@ class Metrics:
         )
 
     # --- recording: called by the engine -----------------------------------------------
-    def ami_state_changed(self, state: AmiState) -> None:
-        self.ami_up.set(1 if state is AmiState.CONNECTED else 0)
-        if state is AmiState.CONNECTED:
-            self._ami_logins += 1
-            if self._ami_logins > 1:
+    def pbx_seen(self, pbx: str, limit: int | None) -> None:
+        """Create a PBX's series at zero (the daemon's pool, at start)."""
+        self.pbx_up.labels(pbx=pbx)
+        self.pbx_channels_in_use.labels(pbx=pbx)
+        self.pbx_channels_limit.labels(pbx=pbx).set(limit or 0)
+        self.pbx_calls_placed.labels(pbx=pbx)
+        for outcome in CHANNEL_OUTCOMES["call"]:
+            self.pbx_call_outcomes.labels(pbx=pbx, outcome=outcome)
+
+    def pbx_state_changed(self, pbx: str, state: AmiState, *, all_up: bool) -> None:
+        """A PBX's AMI connection changed state; ``all_up``: every PBX's is logged in."""
+        connected = state is AmiState.CONNECTED
+        self.pbx_up.labels(pbx=pbx).set(1 if connected else 0)
+        self.ami_up.set(1 if all_up else 0)
+        if connected:
+            self._ami_logins[pbx] = self._ami_logins.get(pbx, 0) + 1
+            if self._ami_logins[pbx] > 1:
                 self.ami_reconnects.inc()
+
+    def pbx_call_placed(self, pbx: str) -> None:
+        self.pbx_calls_placed.labels(pbx=pbx).inc()
+
+    def pbx_call_closed(self, pbx: str, outcome: str) -> None:
+        self.pbx_call_outcomes.labels(pbx=pbx, outcome=outcome).inc()
+
+    def set_pbx_channels(self, in_use: dict[str, int]) -> None:
+        """Calls open on each PBX of the pool, across every daemon (stats.py)."""
+        for pbx, count in in_use.items():
+            self.pbx_channels_in_use.labels(pbx=pbx).set(count)
 
     def action_replied(self, action: str, seconds: float) -> None:
         """AMI action observer (AmiClient.observe_actions): the first reply came."""

@@ -1,7 +1,8 @@
 """Gauges read from PostgreSQL every few seconds, never during a scrape.
 
 Contacts by state and the due backlog per campaign, the campaigns' limits and
-state, the webhook outbox's depth, and the connection pool's use. A refresh is
+state, the calls open on each PBX of the daemon's pool (across every daemon), the
+webhook outbox's depth, and the connection pool's use. A refresh is
 bounded by a timeout: a slow or absent database makes the gauges stale (and,
 through the daemon's outage tracker, ``dialer_db_up`` 0), never ``/metrics`` slow.
 """
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..db.outage import TRANSIENT_ERRORS, Outage
@@ -42,7 +44,9 @@ class StatsRefresher:
         interval_s: float = REFRESH_INTERVAL_S,
         timeout_s: float = REFRESH_TIMEOUT_S,
         outage: Outage | None = None,
+        pbxs: Sequence[str] = (),
     ) -> None:
+        """``pbxs``: the names of the daemon's PBXs, whose open calls are counted."""
         self.pool = pool
         self.outage = outage if outage is not None else Outage(metrics.db_up)
         self.metrics = metrics
@@ -50,6 +54,7 @@ class StatsRefresher:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._failing = False
+        self.pbxs = list(pbxs)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh every ``interval_s`` until ``stop``; failures are counted, not raised."""
@@ -106,11 +111,15 @@ class StatsRefresher:
             for row in await conn.fetch(query("stats_due_contacts"), ids)
         }
         outbox_depth, outbox_age = await self._outbox(conn)
+        pbx_calls = dict.fromkeys(self.pbxs, 0)
+        for row in await conn.fetch(query("stats_pbx_channels"), self.pbxs):
+            pbx_calls[row["pbx"]] = row["calls"]
 
         self.metrics.track_campaigns(campaigns)
         for campaign_id in ids:
             count, age = due.get(campaign_id, (0, 0.0))
             self.metrics.set_contacts(campaign_id, by_state[campaign_id], count, age)
+        self.metrics.set_pbx_channels(pbx_calls)
         self.metrics.webhook_outbox_depth.set(outbox_depth)
         self.metrics.webhook_outbox_age.set(outbox_age)
 

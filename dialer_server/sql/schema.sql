@@ -79,6 +79,12 @@ CREATE TABLE campaigns (
     preview_timeout_s    integer CHECK (preview_timeout_s BETWEEN 5 AND 3600),
     preview_skip_delay_s integer NOT NULL DEFAULT 3600
                          CHECK (preview_skip_delay_s BETWEEN 0 AND 2592000),
+    -- The PBXs the campaign may use, by name (migration 0014); NULL: every PBX of
+    -- the dialling daemon.
+    pbxs                 text[]
+                         CHECK (cardinality(pbxs) BETWEEN 1 AND 64
+                                AND array_to_string(pbxs, ',')
+                                    ~ '^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*$'),
     -- Why the campaign is in its state, when the dialer put it there itself
     -- (migration 0016: paused after trunk errors in a row); NULL after any
     -- change made over the API or the CLI.
@@ -185,7 +191,10 @@ CREATE TABLE dialer_instances (
     id         integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     hostname   text NOT NULL,
     pid        integer NOT NULL,
-    started_at timestamptz NOT NULL DEFAULT now()
+    started_at timestamptz NOT NULL DEFAULT now(),
+    -- The PBXs the daemon dials through (migration 0014): an orphaned attempt is
+    -- taken over by a live daemon that has its PBX, or, when none has, by any.
+    pbxs       text[] NOT NULL DEFAULT '{}'
 );
 
 CREATE TABLE attempts (
@@ -229,6 +238,11 @@ CREATE TABLE attempts (
     agent_wait_ms      integer CHECK (agent_wait_ms >= 0),
     abandoned          boolean,
     abandon_reason     text,
+    -- The PBX the call was placed on (migration 0014: [[pbx]] name): its channel
+    -- limit counts it, and reconciliation asks that PBX about it, its channels and
+    -- its records. NULL: an SMS, or a call from before the pool (reconciled against
+    -- a daemon's first PBX).
+    pbx                text,
     -- The far end's last SIP status (migration 0016): 603 (rejected) and 401,
     -- 402, 403, 407 (trunk_error) from Q.850 cause 21 alike.
     sip_code           smallint CHECK (sip_code BETWEEN 100 AND 699),
@@ -242,6 +256,8 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_contact_idx ON attempts (contact_id, created_at);
 -- Attempts whose result is still open: what reconciliation walks after a restart.
 CREATE INDEX attempts_open_idx ON attempts (created_at) WHERE state <> 'ended';
+-- A PBX's calls in progress, counted by every claim placing calls on it.
+CREATE INDEX attempts_open_pbx_idx ON attempts (pbx) WHERE state <> 'ended';
 CREATE INDEX attempts_sms_number_idx ON attempts (number) WHERE channel = 'sms';
 -- Pacing reads a campaign's answered and abandoned calls of the last 30 days
 -- and its recent call results every few seconds.

@@ -29,10 +29,13 @@ Invariants:
 - entries are removed (``DBDel``) once the attempt's result is committed:
   whatever reads an entry may find one already recorded, never a live call's.
 
-Reconciliation (``engine/scheduler.py``) reads every entry with one
-``DBGetTree`` before it decides anything about an attempt it took over, so a
-call that ended while no daemon followed it gets its real outcome instead of
-``dangling``. Everything here but the three AMI calls is pure.
+Each PBX of a pool keeps the entries of its own calls, in its own AstDB: every
+function here takes the AMI connection of one PBX, and the caller passes that
+of the PBX the attempt was placed on (``pbx_pool.py``). Reconciliation
+(``engine/scheduler.py``) reads every entry of a PBX with one ``DBGetTree``
+before it decides anything about an attempt on it that it took over, so a call
+that ended while no daemon followed it gets its real outcome instead of
+``dangling``. Everything here but the AMI calls is pure.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ import aiohttp
 
 from ..config import SMS_PROVIDERS, SmsConfig
 from ..errors import AmiError, ConfigError
-from .ami import AmiClient
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +58,14 @@ _BODY_PLACEHOLDER = re.compile(r"\{(number|text|attempt_id)\}")
 # PJSIP endpoint names are pjsip.conf section names; "/" and "@" would change
 # the meaning of a MessageSend destination.
 _ENDPOINT = re.compile(r"[^\s/@<>\"]+")
+
+
+class ActionSender(Protocol):
+    """Sends an AMI action: an AmiClient, or the pool of PBXs (the first one up)."""
+
+    async def send_action(
+        self, action: Mapping[str, str | list[str]], timeout: float | None = None
+    ) -> list[Any]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +105,7 @@ class AmiSmsProvider:
 
     name = "ami"
 
-    def __init__(self, ami: AmiClient, endpoint: str, from_uri: str, timeout_s: float) -> None:
+    def __init__(self, ami: ActionSender, endpoint: str, from_uri: str, timeout_s: float) -> None:
         if not _ENDPOINT.fullmatch(endpoint):
             raise ValueError(f"not a PJSIP endpoint name: {endpoint!r}")
         if "\r" in from_uri or "\n" in from_uri:
@@ -227,7 +234,7 @@ def check_body_template(template: str) -> None:
 
 
 def build_provider(
-    config: SmsConfig, ami: AmiClient, session: aiohttp.ClientSession
+    config: SmsConfig, ami: ActionSender, session: aiohttp.ClientSession
 ) -> SmsProvider:
     """The provider the [sms] settings name. Raises ConfigError on a bad setting."""
     if config.provider == "none":

@@ -47,10 +47,10 @@ class Stack:
         values.update(overrides)
         return AmiConfig(**values)
 
-    def run(self, command: str) -> None:
-        """Run a ``scripts/stack`` subcommand on this stack (asterisk-kill...)."""
+    def run(self, command: str, *args: str) -> None:
+        """Run a ``scripts/stack`` subcommand on this stack (asterisk-kill, pbx-start 2...)."""
         subprocess.run(
-            [str(STACK_SCRIPT), command],
+            [str(STACK_SCRIPT), command, *args],
             check=True,
             env=_stack_env(),
             capture_output=True,

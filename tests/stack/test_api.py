@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from dialer_server.config import Config
+from dialer_server.config import Config, PbxConfig
 from dialer_server.engine import store
 
 from ..support.api_client import READ_TOKEN, SIMPLE, Api, api_config, api_server
@@ -1262,3 +1263,33 @@ async def test_a_campaign_do_not_call_list_is_its_own_and_the_global_list_applie
     assert (
         await api.post("/api/v1/campaigns/999/dnc", {"numbers": ["+12025550101"]})
     ).status == 404
+
+
+async def test_a_campaign_may_be_kept_to_named_pbxs_of_the_pool(config: Config) -> None:
+    pool = (PbxConfig(name="pbx-a"), PbxConfig(name="pbx-b", port=5039))
+    async with api_server(api_config(dataclasses.replace(config, pbx=pool))) as api:
+        await api.new_strategy()
+        created = await api.post(
+            "/api/v1/campaigns", {"name": "b-only", "strategy": "simple", "pbxs": ["pbx-b"]}
+        )
+        assert created.status == 201, created.body
+        assert created.body["pbxs"] == ["pbx-b"]
+        campaign_id = created.body["id"]
+        assert (await api.ok("GET", f"/api/v1/campaigns/{campaign_id}"))["pbxs"] == ["pbx-b"]
+        both = await api.ok(
+            "PATCH", f"/api/v1/campaigns/{campaign_id}", {"pbxs": ["pbx-a", "pbx-b"]}
+        )
+        assert both["pbxs"] == ["pbx-a", "pbx-b"]
+        every = await api.ok("PATCH", f"/api/v1/campaigns/{campaign_id}", {"pbxs": None})
+        assert every["pbxs"] is None
+        default = await api.post("/api/v1/campaigns", {"name": "all", "strategy": "simple"})
+        assert default.body["pbxs"] is None
+        for pbxs in (["pbx-c"], ["pbx a"], [], ["pbx-a", "pbx-a"], "pbx-a", [1]):
+            reply = await api.post(
+                "/api/v1/campaigns", {"name": "bad", "strategy": "simple", "pbxs": pbxs}
+            )
+            assert reply.status == 422, (pbxs, reply.body)
+            assert "pbxs" in str(error_of(reply)["details"]), (pbxs, reply.body)
+        unknown = await api.patch(f"/api/v1/campaigns/{campaign_id}", {"pbxs": ["pbx-c"]})
+        assert unknown.status == 422
+        assert "unknown PBX 'pbx-c' (the pool: pbx-a, pbx-b)" in error_of(unknown)["message"]

@@ -65,6 +65,7 @@ async def dial(pool: Any, contact_id: int, *, channel: str = "call") -> str:
             contact["phone1"],
             0,
             None,
+            "default" if channel == "call" else None,
         )
         await conn.execute(sql("mark_contact_dialling"), contact_id)
     return str(attempt_id)

@@ -17,8 +17,8 @@ from dialer_server.engine.answered_calls import DEFAULT_QUEUE, callback_dialplan
 from dialer_server.engine.instance import Instance
 from dialer_server.engine.scheduler import Scheduler, call_variables
 from dialer_server.observability.metrics import Metrics
-from dialer_server.telephony.ami import AmiClient
 from dialer_server.telephony.originate import CallTracker
+from dialer_server.telephony.pbx_pool import PbxPool
 from dialer_server.telephony.sms import NullSmsProvider
 
 from ..support.campaign_setup import add_campaign
@@ -56,10 +56,10 @@ class FakeRoster:
 async def scheduler_for(pool: Any, config: Config) -> Scheduler:
     instance = Instance(config.database.url)
     async with pool.acquire() as conn:
-        instance.id = int(await conn.fetchval(sql("register_instance"), "test", 1))
+        instance.id = int(await conn.fetchval(sql("register_instance"), "test", 1, ["default"]))
     return Scheduler(
         pool=pool,
-        ami=AmiClient(config.ami),
+        pbxs=PbxPool(config),
         tracker=CallTracker(),
         sms=NullSmsProvider(),
         config=config,
@@ -103,17 +103,17 @@ async def test_a_personal_callback_waits_for_its_agent_and_never_holds_up_other_
 
     # No roster (no agent runtime): no agent is free. The three callbacks are
     # due first, yet a claim of one takes the plain contact.
-    jobs = await scheduler._claim(slot, 1)
+    jobs = await scheduler._claim(slot, 1, list(scheduler.pbxs))
     assert [(j.contact_id, j.agent) for j in jobs] == [(plain, None)]
     async with pool.acquire() as conn:
         assert await due_at(conn, cb1) == now - timedelta(seconds=60)
         assert await due_at(conn, follow) == now + timedelta(hours=1)
-    assert await scheduler._claim(slot, 10) == []
+    assert await scheduler._claim(slot, 10, list(scheduler.pbxs)) == []
 
     # agent01 frees up: its first callback goes to it, its second waits (one
     # call per agent per claim), agent02's waits for agent02.
     scheduler.agents.roster = FakeRoster(["agent01"])
-    jobs = await scheduler._claim(slot, 10)
+    jobs = await scheduler._claim(slot, 10, list(scheduler.pbxs))
     assert [(j.contact_id, j.agent) for j in jobs] == [(cb1, "agent01")]
     assert slot.dialplan is not None
     variables = call_variables(jobs[0], slot.dialplan)
@@ -134,12 +134,12 @@ async def test_a_personal_callback_waits_for_its_agent_and_never_holds_up_other_
         assert (dialling["state"], dialling["callback_agent"]) == ("sent_to_dialer", "agent01")
 
     scheduler.agents.roster = FakeRoster(["agent02", "agent01"])
-    jobs = await scheduler._claim(slot, 10)
+    jobs = await scheduler._claim(slot, 10, list(scheduler.pbxs))
     assert sorted((j.contact_id, j.agent) for j in jobs) == sorted(
         [(cb2, "agent02"), (cb1_later, "agent01")]
     )
     # The follow-up's time has not come, whoever is free.
-    assert await scheduler._claim(slot, 10) == []
+    assert await scheduler._claim(slot, 10, list(scheduler.pbxs)) == []
     async with pool.acquire() as conn:
         assert await due_at(conn, follow) == now + timedelta(hours=1)
         assert campaign_id == row["id"]

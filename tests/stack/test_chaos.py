@@ -140,7 +140,7 @@ async def test_kill_9_while_calls_ring_and_talk_loses_nothing_and_dials_nothing_
         )
     finally:
         await conn.close()
-    invites_before = await settled_invites_received(stack)
+    invites_before = await settled_invites_received(stack.env["PBX1_DIR"])
     daemons: list[DaemonProcess] = []
 
     async def start(name: str) -> DaemonProcess:
@@ -186,7 +186,7 @@ async def test_kill_9_while_calls_ring_and_talk_loses_nothing_and_dials_nothing_
         finally:
             for daemon in daemons:
                 daemon.close()
-    invites = await settled_invites_received(stack) - invites_before
+    invites = await settled_invites_received(stack.env["PBX1_DIR"]) - invites_before
 
     conn = await asyncpg.connect(database_url)
     try:

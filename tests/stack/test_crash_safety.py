@@ -337,8 +337,17 @@ async def test_an_attempt_its_daemon_never_sent_is_put_back_and_dialled(
         dead = await conn.fetchval(
             "INSERT INTO dialer_instances (hostname, pid) VALUES ('gone', 1) RETURNING id"
         )
+        # On the PBX of a daemon without [[pbx]] tables: "default".
         unsent = await conn.fetchval(
-            sql("insert_engine_attempt"), campaign_id, contact_id, "call", 1, "12020000201", 0, dead
+            sql("insert_engine_attempt"),
+            campaign_id,
+            contact_id,
+            "call",
+            1,
+            "12020000201",
+            0,
+            dead,
+            "default",
         )
         await conn.execute(sql("mark_contact_dialling"), contact_id)
         await store.set_campaign_state(conn, campaign_id, "running")
@@ -503,7 +512,7 @@ async def test_a_call_answered_while_reconciliation_lists_channels_is_not_taken_
         )
         async with running_daemon(engine_config(config)) as daemon:
             scheduler, tracker = daemon.scheduler, daemon.scheduler.tracker
-            real_send = daemon.ami.send_action
+            real_send = daemon.pbxs.first.ami.send_action
 
             async def stale_listing(action: Any, timeout: float | None = None) -> Any:
                 reply = await real_send(action, timeout)
@@ -515,7 +524,7 @@ async def test_a_call_answered_while_reconciliation_lists_channels_is_not_taken_
                         await asyncio.sleep(0.01)
                 return [m for m in reply if m.get("Uniqueid") != attempt_id]
 
-            daemon.ami.send_action = stale_listing  # type: ignore[method-assign]
+            daemon.pbxs.first.ami.send_action = stale_listing  # type: ignore[method-assign]
             await store.set_campaign_state(conn, campaign_id, "running")
             await wait_attempts_in_state(database_url, campaign_id, "sent", 1, timeout=10)
             scheduler._reconcile_needed.set()

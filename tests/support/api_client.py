@@ -17,7 +17,7 @@ from dialer_server.api.app import Services, create_app, server_options
 from dialer_server.config import ApiConfig, Config
 from dialer_server.daemon import load_strategy_files
 from dialer_server.observability.metrics import Metrics
-from dialer_server.telephony.ami import AmiClient
+from dialer_server.telephony.pbx_pool import PbxPool
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITE_TOKEN = "crm-write-token-0123456789"
@@ -128,7 +128,7 @@ async def api_server(config: Config) -> AsyncIterator[Api]:
     try:
         await load_strategy_files(pool, ROOT / "strategies")
         app = create_app(
-            Services(pool=pool, ami=AmiClient(config.ami), metrics=Metrics(), config=config)
+            Services(pool=pool, pbxs=PbxPool(config), metrics=Metrics(), config=config)
         )
         server = TestServer(app, host="127.0.0.1")
         # (TestServer drops the runner's settings given to its constructor.)

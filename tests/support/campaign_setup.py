@@ -107,7 +107,7 @@ async def running_daemon(config: Config, roster: Any = None) -> AsyncIterator[Da
     daemon.alive = lambda: not task.done()  # type: ignore[attr-defined]
     try:
         async with asyncio.timeout(20):
-            while daemon.scheduler is None or not daemon.ami.connected:
+            while daemon.scheduler is None or not daemon.pbxs.any_up:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.05)

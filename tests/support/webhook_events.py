@@ -56,6 +56,7 @@ async def dial(conn: Any, campaign_id: int, contact_id: int, *, channel: str = "
         contact["phone1"],
         0,
         None,
+        "default" if channel == "call" else None,
     )
     await conn.execute(sql("mark_contact_dialling"), contact_id)
     return str(attempt_id)

@@ -7,9 +7,9 @@ from typing import Any
 
 from dialer_server.api.app import OPERATIONS, Services, create_app
 from dialer_server.api.openapi import DOCUMENT
-from dialer_server.config import AmiConfig, ApiConfig, Config
+from dialer_server.config import ApiConfig, Config
 from dialer_server.observability.metrics import Metrics
-from dialer_server.telephony.ami import AmiClient
+from dialer_server.telephony.pbx_pool import PbxPool
 
 from ..support.api_client import WRITE_TOKEN
 
@@ -18,9 +18,7 @@ METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}
 
 def _app_and_document() -> tuple[Any, dict[str, Any]]:
     config = Config(api=ApiConfig(tokens=f"crm:{WRITE_TOKEN}"))
-    app = create_app(
-        Services(pool=None, ami=AmiClient(AmiConfig()), metrics=Metrics(), config=config)
-    )
+    app = create_app(Services(pool=None, pbxs=PbxPool(config), metrics=Metrics(), config=config))
     return app, app[DOCUMENT]
 
 

@@ -112,3 +112,149 @@ def test_check_config_never_prints_credentials() -> None:
     assert out.returncode == 0, out.stderr
     assert "very-secret" not in out.stdout + out.stderr
     assert "auth_header = '***'" in out.stdout
+
+
+# --- the pool of PBXs ------------------------------------------------------------------
+
+
+def test_the_single_pbx_settings_of_before_are_a_pool_of_one() -> None:
+    config = load_config(
+        env={
+            "DIALER_AMI_HOST": "10.0.0.5",
+            "DIALER_AMI_PORT": "15038",
+            "DIALER_AMI_SECRET": "s",
+            "DIALER_DIALING_TRUNK": "sip-out",
+        }
+    )
+    (pbx,) = config.pool
+    assert (pbx.name, pbx.host, pbx.port, pbx.username, pbx.secret, pbx.trunk) == (
+        "default",
+        "10.0.0.5",
+        15038,
+        "dialer",
+        "s",
+        "sip-out",
+    )
+    # No limit of its own: the campaigns' line limits decide, as before.
+    assert pbx.limit is None
+    assert pbx.share == 1.0
+    assert config.pbx == ()
+
+
+POOL = """
+[ami]
+username = "dialer"
+secret = "shared-secret"
+action_timeout_s = 3.0
+[dialing]
+trunk = "carrier"
+[[pbx]]
+name = "pbx-a"
+host = "10.0.0.11"
+max_channels = 200
+[[pbx]]
+name = "pbx-b"
+host = "10.0.0.12"
+port = 5039
+username = "dialer-b"
+secret = "b-secret"
+trunk = "carrier-b"
+max_channels = 100
+weight = 3
+"""
+
+
+def test_pbx_tables_inherit_login_and_trunk_and_spread_by_their_limits(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, POOL), env={})
+    a, b = config.pool
+    assert (a.name, a.host, a.port, a.username, a.secret, a.trunk) == (
+        "pbx-a",
+        "10.0.0.11",
+        5038,
+        "dialer",
+        "shared-secret",
+        "carrier",
+    )
+    assert (a.limit, a.share) == (200, 200.0)
+    assert (b.name, b.port, b.username, b.secret, b.trunk) == (
+        "pbx-b",
+        5039,
+        "dialer-b",
+        "b-secret",
+        "carrier-b",
+    )
+    assert (b.limit, b.share) == (100, 3.0)
+    # Each PBX's AMI connection: its endpoint and login, [ami]'s timeouts.
+    ami = b.ami(config.ami)
+    assert (ami.host, ami.port, ami.username, ami.secret) == (
+        "10.0.0.12",
+        5039,
+        "dialer-b",
+        "b-secret",
+    )
+    assert ami.action_timeout_s == 3.0
+
+
+def test_pbx_environment_variables_set_the_nth_table_over_the_file(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, POOL),
+        env={
+            "DIALER_PBX_1_SECRET": "from-env",
+            "DIALER_PBX_2_MAX_CHANNELS": "50",
+            "DIALER_PBX_3_NAME": "pbx-c",
+            "DIALER_PBX_3_HOST": "10.0.0.13",
+        },
+    )
+    a, b, c = config.pool
+    assert a.secret == "from-env"
+    assert b.max_channels == 50
+    assert (c.name, c.host, c.secret, c.limit) == ("pbx-c", "10.0.0.13", "shared-secret", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ('[[pbx]]\nname = "a"\n[[pbx]]\nname = "a"\n', {}, "pbx[2].name: PBX 'a' is named twice"),
+        ('[[pbx]]\nname = "a b"\n', {}, "pbx[1].name must be 1-64 of"),
+        ("[[pbx]]\nport = 5038\n", {}, "pbx[1].name must be 1-64 of"),
+        ('[[pbx]]\nname = "a"\nmax_channels = -1\n', {}, "pbx[1].max_channels must be >= 0"),
+        ('[[pbx]]\nname = "a"\nweight = -2\n', {}, "pbx[1].weight must be >= 0"),
+        ('[[pbx]]\nname = "a"\nport = 0\n', {}, "pbx[1].port must be a TCP port"),
+        ('[[pbx]]\nname = "a"\nhots = "x"\n', {}, "unknown config key pbx[1].hots"),
+        ('[[pbx]]\nname = "a"\nmax_channels = "many"\n', {}, "pbx[1].max_channels must be int"),
+        ('[ami]\nhost = "x"\n[[pbx]]\nname = "a"\n', {}, "ami.host/ami.port cannot be used"),
+        ('[[pbx]]\nname = "a"\n', {"DIALER_AMI_PORT": "5"}, "ami.host/ami.port cannot be used"),
+        ('pbx = "a"\n', {}, "'pbx' must be a list of [[pbx]] tables"),
+        ("", {"DIALER_PBX_HOST": "x"}, "DIALER_PBX_<n>_<KEY>"),
+        ("", {"DIALER_PBX_0_HOST": "x"}, "DIALER_PBX_<n>_<KEY>"),
+        ("", {"DIALER_PBX_2_NAME": "b"}, "pbx[1].name must be 1-64 of"),
+    ],
+)
+def test_a_bad_pool_is_refused_naming_the_pbx_and_key(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, text), env=env)
+    assert message in str(raised.value)
+
+
+def test_check_config_prints_the_pool_without_its_secrets(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    env |= {"DIALER_CONFIG": str(write(tmp_path, POOL))}
+    out = subprocess.run(
+        [sys.executable, "-m", "dialer_server", "check-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "shared-secret" not in out.stdout
+    assert "b-secret" not in out.stdout
+    assert out.stdout.count("[[pbx]]") == 2
+    assert "name = 'pbx-b'" in out.stdout
+    assert "trunk = 'carrier-b'" in out.stdout

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ...campaigns.operations import ACTIONS, AGENT_MODES, MODES, SETTINGS, SOUND_PATTERN
+from ...campaigns.operations import (
+    ACTIONS,
+    AGENT_MODES,
+    MAX_PBXS,
+    MODES,
+    SETTINGS,
+    SOUND_PATTERN,
+)
+from ...config import PBX_NAME
 from ...engine.store import CAMPAIGN_DEFAULTS
 from ...states import CAMPAIGN_STATES
 from .common import (
@@ -166,6 +174,17 @@ WEBHOOK_ATTEMPTS = {
     "type": "boolean",
     "description": "Send an attempt.result webhook for each attempt.",
 }
+PBXS = nullable(
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": f"^{PBX_NAME.pattern}$"},
+        "minItems": 1,
+        "maxItems": MAX_PBXS,
+        "uniqueItems": True,
+        "description": "The PBXs of the pool ([[pbx]] names) the campaign's calls may go "
+        "to, spread by their free capacity; null (the default): every PBX.",
+    }
+)
 _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
     "strategy": {"type": "string", "pattern": STRATEGY_NAME},
@@ -186,6 +205,7 @@ _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "webhook_attempts": WEBHOOK_ATTEMPTS,
     **_AGENT_SCHEMAS,
     **_DESK_SCHEMAS,
+    "pbxs": PBXS,
 }
 
 
@@ -263,6 +283,7 @@ CAMPAIGN = obj(
         "webhook_attempts": WEBHOOK_ATTEMPTS,
         **_AGENT_SCHEMAS,
         **_DESK_SCHEMAS,
+        "pbxs": nullable({"type": "array", "items": TEXT}),
         "created_at": DATETIME,
         "updated_at": DATETIME,
         "contacts": _COUNTS,

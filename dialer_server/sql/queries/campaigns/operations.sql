@@ -36,7 +36,7 @@ SELECT EXISTS (SELECT 1 FROM attempts WHERE campaign_id = $1)
 SELECT EXISTS (SELECT 1 FROM campaigns WHERE name = $1 AND id IS DISTINCT FROM $2);
 
 -- name: update_campaign_settings
--- $2..$26: campaigns.SETTINGS, in its order; $27 the strategy.
+-- $2..$27: campaigns.SETTINGS, in its order; $28 the strategy.
 UPDATE campaigns
 SET name = $2, trunk = $3, caller_id = $4, max_concurrent_calls = $5,
     max_calls_per_second = $6, default_region = $7, timezone = $8, calling_window = $9,
@@ -44,7 +44,7 @@ SET name = $2, trunk = $3, caller_id = $4, max_concurrent_calls = $5,
     webhook_attempts = $14, queue = $15, dial_ratio = $16, abandon_cap = $17,
     abandon_target = $18, max_dial_ratio = $19, abandon_message = $20, agent_wait_s = $21,
     script = $22, param_names = $23, preview_dial = $24, preview_timeout_s = $25,
-    preview_skip_delay_s = $26, strategy_id = $27, updated_at = now()
+    preview_skip_delay_s = $26, pbxs = $27, strategy_id = $28, updated_at = now()
 WHERE id = $1;
 
 -- name: delete_campaign

@@ -15,6 +15,21 @@ FOR NO KEY UPDATE;
 -- name: open_campaign_calls
 SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended' AND channel = 'call';
 
+-- name: lock_pbx_lines
+-- Serialises the claims placing calls on the same PBXs, across daemons and
+-- campaigns: a PBX's channel limit is the PBX's, not a daemon's. Transaction
+-- locks ($1, hashtext(name)), taken in one global order (by key), so two claims
+-- never wait for each other crosswise; released at commit, with the attempts
+-- written. Their open calls are counted by a separate statement (open_pbx_calls)
+-- run after this one: a new snapshot, with what the previous holder committed.
+SELECT pg_advisory_xact_lock($1, key)
+FROM (SELECT DISTINCT hashtext(name) AS key FROM unnest($2::text[]) AS name ORDER BY key) AS k;
+
+-- name: open_pbx_calls
+SELECT pbx, count(*) AS calls FROM attempts
+WHERE state <> 'ended' AND channel = 'call' AND pbx = ANY ($1::text[])
+GROUP BY pbx;
+
 -- name: claim_due_contacts
 -- The one way work is leased: due contacts, oldest first, skipping rows another
 -- daemon holds. Unplanning them (next_attempt_at NULL) in the same statement
@@ -53,8 +68,8 @@ SELECT EXISTS (
 -- clock_timestamp(), not now(): a claim may wait for another daemon's lock,
 -- and the attempt exists from when it is written, not from when we waited.
 INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step, instance_id,
-                      created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
+                      pbx, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
 RETURNING id;
 
 -- name: mark_contact_dialling

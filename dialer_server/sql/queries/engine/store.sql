@@ -90,9 +90,9 @@ INSERT INTO campaigns (name, strategy_id, trunk, caller_id, max_concurrent_calls
                        calling_window, mode, amd, ivr_playback, machine_message,
                        webhook_attempts, queue, dial_ratio, abandon_cap, abandon_target,
                        max_dial_ratio, abandon_message, agent_wait_s, script, param_names,
-                       preview_dial, preview_timeout_s, preview_skip_delay_s)
+                       preview_dial, preview_timeout_s, preview_skip_delay_s, pbxs)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20, $21, $22, $23, $24, $25, $26, $27)
+        $20, $21, $22, $23, $24, $25, $26, $27, $28)
 RETURNING id;
 
 -- name: set_campaign_state
@@ -107,7 +107,7 @@ SELECT * FROM campaigns WHERE id = $1;
 SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
        ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message,
        queue, dial_ratio, abandon_cap, abandon_target, max_dial_ratio, abandon_message,
-       agent_wait_s, preview_dial
+       agent_wait_s, preview_dial, pbxs
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
 -- name: lock_campaign_to_complete
@@ -167,19 +167,27 @@ SELECT * FROM contacts WHERE id = $1 FOR UPDATE;
 
 -- name: adopt_orphaned_attempts
 -- Takes over the open attempts of daemons that are gone: a daemon is alive
--- exactly while it holds the advisory lock (1684, its id).
+-- exactly while it holds the advisory lock (1684, its id). Only those this
+-- daemon can ask about: on one of its PBXs ($2), or from before the pool (no
+-- PBX), or on a PBX no live daemon has (settled without it, after the margin).
+WITH live AS (
+    SELECT i.id, i.pbxs FROM dialer_instances i
+    WHERE EXISTS (
+        SELECT 1 FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = 1684::oid AND l.objid = i.id::oid AND l.objsubid = 2)
+)
 UPDATE attempts a SET instance_id = $1
 WHERE a.state <> 'ended'
   AND a.instance_id IS DISTINCT FROM $1
-  AND NOT EXISTS (
-      SELECT 1 FROM pg_locks l
-      WHERE l.locktype = 'advisory' AND l.granted
-        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND l.classid = 1684::oid AND l.objid = a.instance_id::oid AND l.objsubid = 2)
-RETURNING a.id, a.campaign_id, a.contact_id, a.channel, a.state, a.created_at;
+  AND NOT EXISTS (SELECT 1 FROM live WHERE live.id = a.instance_id)
+  AND (a.pbx IS NULL OR a.pbx = ANY ($2::text[])
+       OR NOT EXISTS (SELECT 1 FROM live WHERE a.pbx = ANY (live.pbxs)))
+RETURNING a.id, a.campaign_id, a.contact_id, a.channel, a.state, a.created_at, a.pbx;
 
 -- name: open_attempts_of_instance
-SELECT id, campaign_id, contact_id, channel, state, created_at
+SELECT id, campaign_id, contact_id, channel, state, created_at, pbx
 FROM attempts WHERE instance_id = $1 AND state <> 'ended';
 
 -- name: delete_unsent_attempt

@@ -32,3 +32,10 @@ SELECT to_regclass('webhook_outbox') IS NOT NULL;
 SELECT count(*) AS depth,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_s
 FROM webhook_outbox WHERE delivered_at IS NULL;
+
+-- name: stats_pbx_channels
+-- The calls open on each PBX of the daemon's pool ($1), across every daemon: what
+-- the claims count against its channel limit (attempts_open_pbx_idx).
+SELECT pbx, count(*) AS calls FROM attempts
+WHERE state <> 'ended' AND channel = 'call' AND pbx = ANY ($1::text[])
+GROUP BY pbx;
