@@ -32,3 +32,13 @@ SELECT to_regclass('webhook_outbox') IS NOT NULL;
 SELECT count(*) AS depth,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_s
 FROM webhook_outbox WHERE delivered_at IS NULL;
+
+-- name: stats_flow_contacts
+-- Campaigns with a flow: contacts by task (NULL is the flow's first task) and status.
+SELECT c.campaign_id, coalesce(c.task, f.definition ->> 'start') AS task, c.status,
+       count(*) AS contacts
+FROM contacts c
+JOIN campaigns ca ON ca.id = c.campaign_id
+JOIN flows f ON f.id = ca.flow_id
+WHERE c.campaign_id = ANY($1::bigint[])
+GROUP BY 1, 2, 3;
