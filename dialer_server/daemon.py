@@ -5,8 +5,9 @@ any supervised task (a task that dies silently would leave a daemon that looks
 up but does nothing). A second signal exits at once.
 
 Stopping is graceful: the scheduler starts no new call and gives the calls in
-flight up to ``dialing.drain_s`` to end and be recorded, while the parts they
-need (AMI, the instance lock, the stats) keep running; those stop after it.
+flight up to ``dialing.drain_s`` to end and be recorded, and the task executor
+lets the flow tasks it runs finish, while the parts they need (AMI, the instance
+lock, the stats) keep running; those stop after them.
 """
 
 from __future__ import annotations

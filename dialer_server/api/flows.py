@@ -98,7 +98,9 @@ async def campaign_tasks(request: web.Request) -> web.Response:
 
 async def task_runs(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
-    contact_id = query_int(request, "contact_id", 0, 0, 2**63 - 1) or None
+    contact_id: int | None = None
+    if query_text(request, "contact_id", max_len=25) is not None:
+        contact_id = query_int(request, "contact_id", 1, 1, 2**63 - 1)
     task = query_text(request, "task", pattern=s.STRATEGY_NAME)
     after, limit = page(request)
     async with transaction(request) as conn:

@@ -2,13 +2,14 @@
 -- contact's next step.
 
 -- name: claim_due_tasks
--- The one way tasks are leased: due tasks of running campaigns, oldest first,
+-- The one way tasks are leased: due tasks of open contacts of running campaigns,
+-- oldest first,
 -- skipping rows another daemon holds; their due time cleared in the same
 -- statement, so no other daemon takes them until their run has ended.
 WITH due AS (
     SELECT c.id FROM contacts c
     JOIN campaigns ca ON ca.id = c.campaign_id AND ca.state = 'running'
-    WHERE c.task_due_at IS NOT NULL AND c.task_due_at <= now()
+    WHERE c.task_due_at IS NOT NULL AND c.task_due_at <= now() AND c.closed_at IS NULL
     ORDER BY c.task_due_at
     LIMIT $1
     FOR UPDATE OF c SKIP LOCKED
