@@ -3,7 +3,9 @@
 A result, the strategy's decision and the contact's new state are written in
 one transaction: after a crash either all of it happened or none of it did,
 and an attempt is closed exactly once (a late or repeated report of the same
-attempt changes nothing).
+attempt changes nothing). In a campaign with a task flow, the strategy's close
+ends the contact's call task instead, and the flow's move commits in the same
+transaction (``task_moves``).
 
 A trunk error (the carrier refused our call) is recorded like any result, and
 in the same transaction the campaign pauses itself when its last N call
