@@ -11,8 +11,8 @@ call task at once as retries_completed); any other task becomes due after the
 rule's delay (plus a wait task's wait) in ``task_due_at``, where only the task
 executor looks. Everything a move writes commits with the change that caused it.
 
-Flows never change once stored, so a parsed flow is cached by id for the life of
-the process. A campaign without a flow is never touched here.
+A parsed flow is cached by its stored text (flows never change once stored): a
+move reads the text, never parses it twice. A campaign without a flow is never touched here.
 """
 
 from __future__ import annotations
@@ -39,18 +39,23 @@ logger = logging.getLogger(__name__)
 MAX_MOVES = 100
 _OPEN_STATES = ("pending", "sent_to_dialer")
 
-_flows: dict[int, Flow] = {}
+# Parsed flows by their stored text: keyed by the text, not the id, so that a
+# process using several databases (tests, tools) never mixes up their flows.
+_flows: dict[str, Flow] = {}
+MAX_CACHED_FLOWS = 256
 
 
 async def flow_by_id(conn: Any, flow_id: int) -> Flow | None:
-    """A stored flow, parsed once per process (stored versions never change)."""
-    flow = _flows.get(flow_id)
+    """A stored flow, each definition parsed once per process."""
+    definition = await conn.fetchval(query("flow_definition"), flow_id)
+    if definition is None:
+        return None
+    flow = _flows.get(definition)
     if flow is None:
-        definition = await conn.fetchval(query("flow_definition"), flow_id)
-        if definition is None:
-            return None
+        if len(_flows) >= MAX_CACHED_FLOWS:
+            _flows.clear()
         flow = parse_flow(json.loads(definition))
-        _flows[flow_id] = flow
+        _flows[definition] = flow
     return flow
 
 

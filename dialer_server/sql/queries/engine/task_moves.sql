@@ -1,7 +1,7 @@
 -- A contact's moves through its campaign's flow (engine/task_moves.py).
 
 -- name: flow_definition
-SELECT definition FROM flows WHERE id = $1;
+SELECT definition::text FROM flows WHERE id = $1;
 
 -- name: campaign_flow_id
 SELECT flow_id FROM campaigns WHERE id = $1;
