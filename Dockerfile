@@ -20,6 +20,7 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/dia
 COPY pyproject.toml README* LICENSE* ./
 COPY dialer_server/ ./dialer_server/
 COPY strategies/ ./strategies/
+COPY flows/ ./flows/
 
 # Installed as root into the system site-packages, so the runtime user cannot
 # modify the code it runs.

@@ -314,6 +314,42 @@ class ImportConfig:
     report_days: float = 7.0
 
 
+SMTP_TLS = ("none", "starttls", "tls")
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowsConfig:
+    # Task flow files (*.yaml) loaded into the database at start (docs/flows.md).
+    dir: str = "flows"
+    # Where export tasks write their files (<campaign id>/<task>-<day>.csv or .xlsx);
+    # empty: no files, the rows are downloaded over the API only.
+    export_dir: str = ""
+    # How often the task executor looks for due tasks (sms, email, webhook...).
+    poll_interval_s: float = 0.5
+    # Tasks run at once by one daemon.
+    batch_size: int = 20
+    # Each email and each webhook task's call is bounded by this.
+    timeout_s: float = 10.0
+    # A temporary failure (SMTP 4xx, HTTP 5xx, a timeout) is tried again after a
+    # delay doubling from min to max (with jitter), up to the task's max_tries.
+    min_backoff_s: float = 5.0
+    max_backoff_s: float = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SmtpConfig:
+    # The mail server email tasks send through; empty host: email tasks fail
+    # ("no SMTP server configured").
+    host: str = ""
+    port: int = 25
+    # "none", "starttls" (upgrade after connecting, port 587) or "tls" (implicit, 465).
+    tls: str = "none"
+    username: str = ""
+    password: str = dataclasses.field(default="", repr=False)
+    # The From of every email (required with a host).
+    from_address: str = ""
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
@@ -328,6 +364,8 @@ class Config:
     audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)
     events: EventsConfig = dataclasses.field(default_factory=EventsConfig)
     desk: DeskConfig = dataclasses.field(default_factory=DeskConfig)
+    flows: FlowsConfig = dataclasses.field(default_factory=FlowsConfig)
+    smtp: SmtpConfig = dataclasses.field(default_factory=SmtpConfig)
     # The [import] section ("import" is a Python keyword).
     import_: ImportConfig = dataclasses.field(
         default_factory=ImportConfig, metadata={"section": "import"}
@@ -545,6 +583,25 @@ def _validate(config: Config) -> None:
         raise ConfigError("config keys import.poll_interval_s/settle_s must be > 0 and >= 0")
     parse_api_tokens(config.api.tokens)
     _validate_desk(config)
+    _validate_flows(config)
+
+
+def _validate_flows(config: Config) -> None:
+    flows, smtp = config.flows, config.smtp
+    if flows.poll_interval_s <= 0 or flows.timeout_s <= 0:
+        raise ConfigError("config keys flows.poll_interval_s/timeout_s must be > 0")
+    if flows.batch_size < 1:
+        raise ConfigError("config key flows.batch_size must be >= 1")
+    if flows.min_backoff_s <= 0 or flows.max_backoff_s < flows.min_backoff_s:
+        raise ConfigError("config keys flows.min_backoff_s/max_backoff_s must be 0 < min <= max")
+    if smtp.tls not in SMTP_TLS:
+        raise ConfigError(f"config key smtp.tls must be one of {', '.join(SMTP_TLS)}")
+    if not 1 <= smtp.port <= 65535:
+        raise ConfigError("config key smtp.port must be a TCP port (1-65535)")
+    if smtp.host and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", smtp.from_address):
+        raise ConfigError(
+            "config key smtp.from_address must be an email address when smtp.host is set"
+        )
 
 
 PAUSE_REASON = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")

@@ -5,8 +5,9 @@ any supervised task (a task that dies silently would leave a daemon that looks
 up but does nothing). A second signal exits at once.
 
 Stopping is graceful: the scheduler starts no new call and gives the calls in
-flight up to ``dialing.drain_s`` to end and be recorded, while the parts they
-need (AMI, the instance lock, the stats) keep running; those stop after it.
+flight up to ``dialing.drain_s`` to end and be recorded, and the task executor
+lets the flow tasks it runs finish, while the parts they need (AMI, the instance
+lock, the stats) keep running; those stop after them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from .accounts.audit import AuditRetention
 from .api.app import Services, create_app, server_options
+from .campaigns import flows as flow_store
 from .config import Config
 from .contacts.drop_folder import DropFolder
 from .db.migrations import migrate
@@ -36,6 +38,7 @@ from .engine.strategy import load_strategies_dir, strategy_to_dict
 from .errors import DialerError
 from .events import EventBroker
 from .events import record_events as record_stream_events
+from .flows.executor import TaskExecutor
 from .observability.metrics import Metrics
 from .observability.stats import StatsRefresher
 from .telephony.ami import AmiState
@@ -92,6 +95,7 @@ class Daemon:
                     extra={"action": "migrate", "versions": [m.version for m in applied]},
                 )
             await load_strategy_files(self.pool, Path(self.config.dialing.strategies_dir))
+            await flow_store.load_flow_files(self.pool, Path(self.config.flows.dir))
             await self.instance.register(self.pool, self.pbxs.names)
             await record_events(self.pool, self.config.webhooks)
             await record_stream_events(self.pool, self.config.events)
@@ -104,12 +108,13 @@ class Daemon:
             )
             await self._start_http()
             self._session = aiohttp.ClientSession()
+            # AMI SMS leave through the first PBX that is up.
+            sms = build_provider(self.config.sms, self.pbxs, self._session)
             self.scheduler = Scheduler(
                 pool=self.pool,
                 pbxs=self.pbxs,
                 tracker=self.tracker,
-                # AMI SMS leave through the first PBX that is up.
-                sms=build_provider(self.config.sms, self.pbxs, self._session),
+                sms=sms,
                 config=self.config,
                 instance=self.instance,
                 metrics=self.metrics,
@@ -142,6 +147,18 @@ class Daemon:
                 ),
             ]
             tasks.append(asyncio.create_task(self.broker.run(self.shutdown_event), name="events"))
+            # The tasks of flows that are not calls (email, webhook, export...): they
+            # stop with the calls (stop_event) and finish what they started.
+            executor = TaskExecutor(
+                pool=self.pool,
+                config=self.config,
+                instance=self.instance,
+                metrics=self.metrics,
+                sms=sms,
+                session=self._session,
+                outage=self.outage,
+            )
+            tasks.append(asyncio.create_task(executor.run(self.stop_event), name="tasks"))
             tasks.append(
                 asyncio.create_task(
                     AuditRetention(
@@ -233,8 +250,9 @@ class Daemon:
                     )
         self.stop_event.set()
         stopper.cancel()
-        # First the scheduler drains its calls in flight, with AMI still up.
-        draining = [t for t in tasks if t.get_name() == "scheduler" and not t.done()]
+        # First the scheduler drains its calls in flight, with AMI still up (and the
+        # task executor its tasks: an SMS task needs AMI too).
+        draining = [t for t in tasks if t.get_name() in ("scheduler", "tasks") and not t.done()]
         if draining:
             await asyncio.wait(draining, timeout=self.config.dialing.drain_s + STOP_GRACE_S)
         self.shutdown_event.set()

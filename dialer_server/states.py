@@ -9,7 +9,10 @@ A contact (seed 004) is ``pending`` until the engine claims it, then
 states, each with a ``status`` (seeds 000, 001: ``open``, ``success``,
 ``declined``, ``failed``) and a ``status_detail`` (a predefined ``$...`` detail
 or the campaign's own). ``sms_sent`` is final but still open to a reply, which
-turns it into ``sms_responded``.
+turns it into ``sms_responded``. In a campaign with a task flow, a contact's
+status is that of its current task, and a contact that goes on to tasks after
+its call keeps the call's final state while it is open again (``closed_at`` is
+NULL until its flow ends: openness is ``closed_at``, not the state).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from . import (
     dispositions,
     dnc,
     events,
+    flows,
     imports,
     pages,
     strategies,
@@ -155,6 +156,7 @@ async def metrics(request: web.Request) -> web.Response:
 OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
     *strategies.OPERATIONS,
+    *flows.OPERATIONS,
     *contacts.OPERATIONS,
     *imports.OPERATIONS,
     *dnc.OPERATIONS,

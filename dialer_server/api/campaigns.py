@@ -49,6 +49,12 @@ def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
                 if row["strategy_id"] is not None
                 else None
             )
+        elif key == "flow":
+            out[key] = (
+                {"id": row["flow_id"], "name": row["flow_name"], "version": row["flow_version"]}
+                if row["flow_id"] is not None
+                else None
+            )
         elif key in ("calling_window", "param_names"):
             window = row[key]  # jsonb comes back as its text
             out[key] = json.loads(window) if isinstance(window, str) else window

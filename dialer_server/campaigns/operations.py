@@ -33,6 +33,7 @@ from ..engine.agent_pacing import Mode
 from ..engine.calling_window import CallingWindowError, parse_window, window_to_dict
 from ..engine.strategy import NAME_PATTERN, StrategyError, parse_strategy, strategy_to_dict
 from ..errors import Conflict, InvalidInput, NotFound
+from . import flows
 
 query = queries_of(__name__)
 
@@ -218,8 +219,9 @@ async def create(
     conn: Any, settings: Mapping[str, Any], *, known_pbxs: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """A new campaign, stopped. ``settings``: name (required), strategy (a name,
-    default "default"), strategy_version (default: the latest), and any of
-    SETTINGS. ``known_pbxs``: the PBX names ``pbxs`` may use (None: any name)."""
+    default "default"), strategy_version (default: the latest), flow and
+    flow_version (none by default), and any of SETTINGS. ``known_pbxs``: the PBX names
+    ``pbxs`` may use (None: any name)."""
     name = _check_name(settings["name"])
     if await conn.fetchval(query("campaign_name_taken"), name, None):
         raise Conflict(f"a campaign named {name!r} exists", code="name_taken")
@@ -234,6 +236,9 @@ async def create(
         strategy_id=strategy["id"],
         **{key: value for key, value in values.items() if key in store.CAMPAIGN_DEFAULTS},
     )
+    if settings.get("flow") is not None:
+        flow = await flows.resolve(conn, settings["flow"], settings.get("flow_version"))
+        await conn.execute(query("set_campaign_flow"), campaign_id, flow["id"])
     logger.info(
         "campaign created",
         extra={"action": "campaign", "campaign_id": campaign_id, "campaign_name": name},
@@ -248,7 +253,7 @@ async def update(
     *,
     known_pbxs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Change settings (any of SETTINGS, strategy, strategy_version).
+    """Change settings (any of SETTINGS, strategy, strategy_version, flow, flow_version).
 
     The strategy can change only before the engine has acted on any contact:
     the contacts' plans are steps of the strategy they were made under.
@@ -279,6 +284,8 @@ async def update(
                     code="strategy_locked",
                 )
             strategy_id = strategy["id"]
+    if "flow" in changes or "flow_version" in changes:
+        await _change_flow(conn, campaign_id, current, changes)
     for key in ("calling_window", "param_names"):
         if isinstance(values[key], dict):
             values[key] = json.dumps(values[key])
@@ -289,6 +296,33 @@ async def update(
         strategy_id,
     )
     return await get(conn, campaign_id)
+
+
+async def _change_flow(
+    conn: Any, campaign_id: int, current: Mapping[str, Any], changes: Mapping[str, Any]
+) -> None:
+    """Give the campaign another flow (or none): like its strategy, only while it is
+    stopped and before the engine acted on any contact (their tasks are the flow's)."""
+    name = changes.get("flow", ...)
+    if name is ...:
+        view = await get(conn, campaign_id)
+        name = view["flow_name"]
+        if name is None:
+            raise InvalidInput(
+                "flow_version needs a flow", details=[_field("flow_version", "no flow")]
+            )
+    flow_id = None
+    if name is not None:
+        flow_id = (await flows.resolve(conn, name, changes.get("flow_version")))["id"]
+    if flow_id == current["flow_id"]:
+        return
+    if current["state"] != "stopped" or await conn.fetchval(query("campaign_touched"), campaign_id):
+        raise Conflict(
+            "the flow of a campaign can change only while it is stopped and before any "
+            "contact was dialled: create a new campaign instead",
+            code="flow_locked",
+        )
+    await conn.execute(query("set_campaign_flow"), campaign_id, flow_id)
 
 
 async def transition(conn: Any, campaign_id: int, action: str) -> tuple[dict[str, Any], str]:

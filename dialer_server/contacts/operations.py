@@ -17,7 +17,7 @@ import phonenumbers
 
 from ..campaigns import operations as campaigns
 from ..db.queries import queries_of
-from ..engine import store
+from ..engine import store, task_moves
 from ..errors import Conflict, InvalidInput, NotFound
 
 query = queries_of(__name__)
@@ -183,6 +183,16 @@ async def reschedule(
             "an attempt of this contact is in progress: reschedule it once it has ended",
             code="attempt_in_progress",
         )
+    if contact["task"] is not None:
+        # In a flow, a contact is rescheduled within its call task; elsewhere it moves.
+        flow = await task_moves.campaign_flow(conn, contact["campaign_id"])
+        task = flow.task(contact["task"]) if flow is not None else None
+        if task is not None and task.type != "call":
+            raise Conflict(
+                f"the contact is in task {task.name} ({task.type}), not a call task: move it "
+                f"with POST /api/v1/campaigns/{contact['campaign_id']}/moves",
+                code="not_in_call_task",
+            )
     channel: str | None = None
     slot: int | None = None
     if step is not None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..db.queries import queries_of
 from ..errors import Conflict
-from . import store
+from . import store, task_moves
 from .strategy import Close, Decision, Dial, PastAttempt, Strategy, redial
 
 query = queries_of(__name__)
@@ -165,7 +165,11 @@ async def apply_pending(
         now=now,
     )
     decision = result.decision
+    ended: task_moves.Ended | None = None
     if isinstance(decision, Close):
+        # In a flow, the agent's verdict ends the call task and the flow goes on.
+        ended = await task_moves.end_call_task(conn, contact["id"], decision, now)
+    if isinstance(decision, Close) and ended is None:
         await conn.execute(
             query("disposition_close_contact"),
             contact["id"],
@@ -173,7 +177,7 @@ async def apply_pending(
             decision.status,
             decision.status_detail,
         )
-    else:
+    elif not isinstance(decision, Close):
         await store.hold_campaign_open(conn, contact["campaign_id"])
         await conn.execute(
             query("disposition_reopen_contact"),

@@ -3,7 +3,9 @@
 A result, the strategy's decision and the contact's new state are written in
 one transaction: after a crash either all of it happened or none of it did,
 and an attempt is closed exactly once (a late or repeated report of the same
-attempt changes nothing).
+attempt changes nothing). In a campaign with a task flow, the strategy's close
+ends the contact's call task instead, and the flow's move commits in the same
+transaction (``task_moves``).
 
 A trunk error (the carrier refused our call) is recorded like any result, and
 in the same transaction the campaign pauses itself when its last N call
@@ -22,7 +24,7 @@ from typing import Any
 from ..db.queries import queries_of
 from ..telephony.originate import CallResult
 from ..telephony.outcomes import Outcome
-from . import answered_calls, disposition_effects, store
+from . import answered_calls, disposition_effects, store, task_moves
 from .strategy import Close, Decision, Dial, PastAttempt, Strategy, next_action
 
 query = queries_of(__name__)
@@ -47,9 +49,18 @@ def phones_of(contact: Any) -> list[str | None]:
     return [contact[f"phone{slot}"] or None for slot in range(1, 6)]
 
 
-async def apply_decision(conn: Any, contact_id: int, decision: Decision) -> None:
-    """Write a strategy decision on the contact (a plan, or its final state)."""
+async def apply_decision(
+    conn: Any, contact_id: int, decision: Decision, now: datetime | None = None
+) -> None:
+    """Write a strategy decision on the contact (a plan, or its final state).
+
+    In a campaign with a task flow, a final state ends the contact's call task
+    instead, and the flow's rules say where it goes (``task_moves``).
+    """
     if isinstance(decision, Close):
+        ended = await task_moves.end_call_task(conn, contact_id, decision, now or datetime.now(UTC))
+        if ended is not None:
+            return
         await conn.execute(
             query("close_contact"),
             contact_id,
@@ -199,10 +210,16 @@ async def _advance(
     if strategy is None:
         decision: Decision = Close("not_connected", "failed", "$error")
     else:
+        # In a flow, a call task entered again is a new run of the strategy: a
+        # step's tries count from its start, the caps over every pass.
         decision = next_action(
-            strategy, phones_of(contact), await history(conn, contact["id"]), now
+            strategy,
+            phones_of(contact),
+            await history(conn, contact["id"]),
+            now,
+            run_since=contact.get("task_entered_at"),
         )
-    await apply_decision(conn, contact["id"], decision)
+    await apply_decision(conn, contact["id"], decision, now)
     return dataclasses.replace(recorded, decision=decision)
 
 

@@ -660,25 +660,32 @@ def _yaml_loader() -> Any:
     return yaml, Loader
 
 
-def load_strategy_file(path: str | Path) -> Strategy:
-    """Read one strategy from a YAML file. StrategyError messages start with the file."""
-    path = Path(path)
+def load_yaml_mapping(path: Path, error: type[DialerError], what: str) -> Mapping[str, Any]:
+    """The mapping a YAML file holds (our loader: YAML 1.2 booleans, no duplicate
+    keys); ``error`` naming the file when it cannot be read or holds anything else."""
     yaml, loader = _yaml_loader()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise StrategyError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        raise error(f"{path}: cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise StrategyError(f"{path}: is not UTF-8 text") from None
+        raise error(f"{path}: is not UTF-8 text") from None
     try:
         data = yaml.load(text, Loader=loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise StrategyError(f"{path}: not valid YAML: {where}{problem}") from None
+        raise error(f"{path}: not valid YAML: {where}{problem}") from None
     if not isinstance(data, Mapping):
-        raise StrategyError(f"{path}: must hold one strategy (a mapping), got {data!r}")
+        raise error(f"{path}: must hold {what} (a mapping), got {data!r}")
+    return data
+
+
+def load_strategy_file(path: str | Path) -> Strategy:
+    """Read one strategy from a YAML file. StrategyError messages start with the file."""
+    path = Path(path)
+    data = load_yaml_mapping(path, StrategyError, "one strategy")
     try:
         return parse_strategy(data)
     except StrategyError as exc:
@@ -730,6 +737,8 @@ def next_action(
     phones: Sequence[str | None],
     history: Sequence[PastAttempt],
     now: datetime,
+    *,
+    run_since: datetime | None = None,
 ) -> Decision:
     """What to do after the attempt that just ended, ``history[-1]``.
 
@@ -739,7 +748,9 @@ def next_action(
     ``caps.per_contact`` + 1 decisions, not counting trunk errors: those count
     for nothing (``counts``), and after one the same step is due again.
     Raises ValueError when the history does not fit the strategy (empty,
-    unknown step or outcome).
+    unknown step or outcome). ``run_since``: the start of this run of the strategy
+    (a flow's call task entered again, ``rerun_action``): a step's ``max_tries``
+    counts the tries made since then; the caps count every attempt.
     """
     if not history:
         raise ValueError("history must end with the attempt that just ended")
@@ -790,13 +801,40 @@ def next_action(
 
     base = now + timedelta(seconds=rule.delay_s)
     if rule.action is Action.RETRY:
-        tries = sum(1 for a in history if a.step == last.step and a.channel == step.channel)
+        tries = sum(
+            1
+            for a in history
+            if a.step == last.step
+            and a.channel == step.channel
+            and (run_since is None or a.started_at >= run_since)
+        )
         if tries < step.max_tries:
             decision = _schedule(strategy, phones, history, last.step, base, now)
             if decision is not None:
                 return decision
     # NEXT, or a RETRY that has no try left or whose number reached its cap.
     return _advance(strategy, phones, history, last.step + 1, base, now)
+
+
+def rerun_action(
+    strategy: Strategy,
+    phones: Sequence[str | None],
+    history: Sequence[PastAttempt],
+    at: datetime,
+    now: datetime,
+) -> Decision:
+    """The first action of another run of the strategy for a contact that has
+    attempts already (a flow's call task entered again), due from ``at``.
+
+    Like ``first_action``, from the first usable step; unlike it, within the caps,
+    which count every attempt of the contact: ``per_contact`` reached closes it
+    retries_completed at once, a number at its ``per_phone`` cap is skipped,
+    ``per_day`` pushes the time back. Never due before ``now``.
+    """
+    counted = _counted(history)
+    if len(counted) >= strategy.caps.per_contact:
+        return close_for("retries_completed")
+    return _advance(strategy, phones, counted, 0, at, now)
 
 
 def redial(

@@ -342,6 +342,29 @@ class Metrics:
             "How long the oldest undelivered webhook event has waited (0 with none)",
             registry=r,
         )
+        # --- task flows (flows/executor.py) ----------------------------------------------
+        self.task_runs = Counter(
+            "dialer_task_runs",
+            "Executions of flow tasks other than call, by campaign id, task name and what "
+            "they ended with: success, declined, failed, open (a temporary failure, tried "
+            "again), interrupted (its daemon died; run again with the same key)",
+            ["campaign", "task", "status"],
+            registry=r,
+        )
+        self.task_duration = Histogram(
+            "dialer_task_run_duration_seconds",
+            "How long one execution of a flow task took, from its lease to its recorded end",
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.flow_contacts = Gauge(
+            "dialer_flow_contacts",
+            "Contacts of campaigns with a flow by campaign id, task and status (the Tasks "
+            "overview; status details over the API)",
+            ["campaign", "task", "status"],
+            registry=r,
+        )
+        self._flow_series: dict[str, set[tuple[str, str]]] = {}
         self.webhook_deliveries = Counter(
             "dialer_webhook_deliveries", "Webhook events delivered", registry=r
         )
@@ -504,6 +527,21 @@ class Metrics:
     def contact_closed(self, campaign_id: int, state: str) -> None:
         self._child(self.contacts_closed, campaign_id, state).inc()
 
+    def task_executed(self, campaign_id: int, task: str, status: str) -> None:
+        """A flow task's run ended (or was interrupted)."""
+        self._child(self.task_runs, campaign_id, task, status).inc()
+
+    def set_flow_contacts(self, campaign_id: int, counts: dict[tuple[str, str], int]) -> None:
+        """A flow campaign's contacts by (task, status); pairs gone since the last call
+        are set to 0, so the label set stays the flow's."""
+        key = str(campaign_id)
+        known = self._flow_series.setdefault(key, set())
+        known.update(counts)
+        for task, status in known:
+            self._child(self.flow_contacts, campaign_id, task, status).set(
+                counts.get((task, status), 0)
+            )
+
     def sms_result(self, campaign_id: int, result: str) -> None:
         self._child(self.sms, campaign_id, result).inc()
 
@@ -565,6 +603,7 @@ class Metrics:
             for metric, labels in self._series.pop(campaign):
                 metric.remove(*labels)
             self._in_flight.pop(campaign, None)
+            self._flow_series.pop(campaign, None)
             self._names.pop(campaign, None)
 
     def campaigns(self) -> set[str]:

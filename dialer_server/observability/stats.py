@@ -1,8 +1,9 @@
 """Gauges read from PostgreSQL every few seconds, never during a scrape.
 
-Contacts by state and the due backlog per campaign, the campaigns' limits and
-state, the calls open on each PBX of the daemon's pool (across every daemon), the
-webhook outbox's depth, and the connection pool's use. A refresh is
+Contacts by state and the due backlog per campaign, contacts by flow task and
+status (campaigns with a flow), the campaigns' limits and state, the calls open on
+each PBX of the daemon's pool (across every daemon), the webhook outbox's depth,
+and the connection pool's use. A refresh is
 bounded by a timeout: a slow or absent database makes the gauges stale (and,
 through the daemon's outage tracker, ``dialer_db_up`` 0), never ``/metrics`` slow.
 """
@@ -114,12 +115,18 @@ class StatsRefresher:
         pbx_calls = dict.fromkeys(self.pbxs, 0)
         for row in await conn.fetch(query("stats_pbx_channels"), self.pbxs):
             pbx_calls[row["pbx"]] = row["calls"]
+        by_task: dict[int, dict[tuple[str, str], int]] = {}
+        for row in await conn.fetch(query("stats_flow_contacts"), ids):
+            counts = by_task.setdefault(row["campaign_id"], {})
+            counts[(row["task"], row["status"])] = row["contacts"]
 
         self.metrics.track_campaigns(campaigns)
         for campaign_id in ids:
             count, age = due.get(campaign_id, (0, 0.0))
             self.metrics.set_contacts(campaign_id, by_state[campaign_id], count, age)
         self.metrics.set_pbx_channels(pbx_calls)
+        for campaign_id, counts in by_task.items():
+            self.metrics.set_flow_contacts(campaign_id, counts)
         self.metrics.webhook_outbox_depth.set(outbox_depth)
         self.metrics.webhook_outbox_age.set(outbox_age)
 

@@ -9,12 +9,13 @@ referenced by name.
 
 from __future__ import annotations
 
-from . import campaigns, common, contacts, dispositions, dnc, strategies, users
+from . import campaigns, common, contacts, dispositions, dnc, flows, strategies, users
 
 COMPONENTS: dict[str, common.Schema] = {
     "Error": common.ERROR,
     **campaigns.COMPONENTS,
     **strategies.COMPONENTS,
+    **flows.COMPONENTS,
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,
     **dispositions.COMPONENTS,

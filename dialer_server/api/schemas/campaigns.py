@@ -189,6 +189,15 @@ _CAMPAIGN_SETTINGS: dict[str, Schema] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
     "strategy": {"type": "string", "pattern": STRATEGY_NAME},
     "strategy_version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "flow": nullable(
+        {
+            "type": "string",
+            "pattern": STRATEGY_NAME,
+            "description": "The campaign's task flow (docs/flows.md); null: none, the "
+            "campaign is one call task.",
+        }
+    ),
+    "flow_version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
     "trunk": nullable(
         {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,80}$", "description": "PJSIP endpoint"}
     ),
@@ -249,6 +258,7 @@ CAMPAIGN_FIELDS = (
     "state",
     "state_reason",
     "strategy",
+    "flow",
     *SETTINGS[1:],
     "created_at",
     "updated_at",
@@ -267,6 +277,9 @@ CAMPAIGN = obj(
             }
         ),
         "strategy": nullable(
+            obj({"id": ID, "name": TEXT, "version": INT}, required=["id", "name", "version"])
+        ),
+        "flow": nullable(
             obj({"id": ID, "name": TEXT, "version": INT}, required=["id", "name", "version"])
         ),
         "trunk": nullable(TEXT),

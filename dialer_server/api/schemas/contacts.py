@@ -68,6 +68,8 @@ CONTACT_FIELDS = (
     "next_channel",
     "next_phone_slot",
     "callback_agent",
+    "task",
+    "task_due_at",
     "closed_at",
     "created_at",
     "updated_at",
@@ -90,6 +92,16 @@ CONTACT = obj(
         "next_phone_slot": nullable(INT),
         "callback_agent": nullable(
             {"type": "string", "description": "A personal callback's owner ($follow_up_personal)"}
+        ),
+        "task": nullable(
+            {
+                "type": "string",
+                "description": "Its task in the campaign's flow (docs/flows.md); null: the "
+                "flow's first task, or the campaign has no flow",
+            }
+        ),
+        "task_due_at": nullable(
+            {**DATETIME, "description": "When its task (not a call) is due to run"}
         ),
         "closed_at": nullable(DATETIME),
         "created_at": DATETIME,

@@ -1,14 +1,18 @@
 -- Campaign and strategy operations of the HTTP API and the CLI (campaigns/operations.py).
 
 -- name: campaign_view
-SELECT c.*, s.name AS strategy_name, s.version AS strategy_version
+SELECT c.*, s.name AS strategy_name, s.version AS strategy_version,
+       f.name AS flow_name, f.version AS flow_version
 FROM campaigns c LEFT JOIN strategies s ON s.id = c.strategy_id
+LEFT JOIN flows f ON f.id = c.flow_id
 WHERE c.id = $1;
 
 -- name: list_campaigns
 -- Keyset pagination: campaigns after id $2, $3 at most; $1 filters by state.
-SELECT c.*, s.name AS strategy_name, s.version AS strategy_version
+SELECT c.*, s.name AS strategy_name, s.version AS strategy_version,
+       f.name AS flow_name, f.version AS flow_version
 FROM campaigns c LEFT JOIN strategies s ON s.id = c.strategy_id
+LEFT JOIN flows f ON f.id = c.flow_id
 WHERE ($1::text IS NULL OR c.state = $1::text) AND c.id > $2
 ORDER BY c.id
 LIMIT $3;
@@ -78,3 +82,6 @@ WHERE name = $1 ORDER BY version DESC LIMIT 1;
 -- name: insert_strategy
 INSERT INTO strategies (name, version, definition) VALUES ($1, $2, $3)
 RETURNING id, name, version, definition, created_at;
+
+-- name: set_campaign_flow
+UPDATE campaigns SET flow_id = $2, updated_at = now() WHERE id = $1;

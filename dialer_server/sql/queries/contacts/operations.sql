@@ -29,7 +29,7 @@ RETURNING *;
 UPDATE contacts
 SET state = 'cancelled', status = 'failed', status_detail = '$cancelled',
     next_attempt_at = NULL, next_step = NULL, next_channel = NULL, next_phone_slot = NULL,
-    callback_agent = NULL, closed_at = now(), updated_at = now()
+    callback_agent = NULL, task_due_at = NULL, closed_at = now(), updated_at = now()
 WHERE id = $1
 RETURNING *;
 

@@ -39,3 +39,13 @@ FROM webhook_outbox WHERE delivered_at IS NULL;
 SELECT pbx, count(*) AS calls FROM attempts
 WHERE state <> 'ended' AND channel = 'call' AND pbx = ANY ($1::text[])
 GROUP BY pbx;
+
+-- name: stats_flow_contacts
+-- Campaigns with a flow: contacts by task (NULL is the flow's first task) and status.
+SELECT c.campaign_id, coalesce(c.task, f.definition ->> 'start') AS task, c.status,
+       count(*) AS contacts
+FROM contacts c
+JOIN campaigns ca ON ca.id = c.campaign_id
+JOIN flows f ON f.id = ca.flow_id
+WHERE c.campaign_id = ANY($1::bigint[])
+GROUP BY 1, 2, 3;
