@@ -306,7 +306,7 @@ async def test_kill_9_during_emails_and_webhooks_loses_nothing_and_repeats_only_
         first.close()
     second = start("second")
     try:
-        await kill_when(lambda: len(crm.requests) >= 3, second)
+        await kill_when(lambda: crm.arrived >= 3, second)
     finally:
         second.close()
     third = start("third")
@@ -356,7 +356,8 @@ async def test_kill_9_during_emails_and_webhooks_loses_nothing_and_repeats_only_
     assert sorted(by_contact) == sorted(ids)
     for contact_id, sent_keys in by_contact.items():
         assert sent_keys == {keys[contact_id]["hook"]}
-    assert len(crm.requests) > count, "the kill did not interrupt any webhook"
+    # A request cut by the kill may never be answered (its handler is cancelled), but it arrived.
+    assert crm.arrived > count, "the kill did not interrupt any webhook"
 
 
 CYCLE = {

@@ -45,8 +45,8 @@ ATTEMPT = "3c1e0f9a-7b7d-4a57-9d0e-6f4f5d0d2a10"
 
 
 def concrete(path: str) -> str:
-    """A request path for a documented one: ids 1, an attempt's uuid, names x1."""
-    path = path.replace("{attempt_id}", ATTEMPT)
+    """A request path for a documented one: ids 1, an attempt's uuid, a day, names 1."""
+    path = path.replace("{attempt_id}", ATTEMPT).replace("{day}", "2026-01-01")
     return re.sub(r"\{\w+\}", "1", path)
 
 

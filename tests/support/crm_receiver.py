@@ -50,6 +50,9 @@ def signature_ok(secret: str, received: Received) -> bool:
 class Crm:
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        # Requests received, counted on arrival: a request is only in `requests` once
+        # answered, and a test that kills the sender wants it killed mid-answer.
+        self.arrived = 0
         # Answer every request with this status...
         self.status = 200
         # ...except the next `fail_next` ones, answered with `fail_status`.
@@ -77,6 +80,7 @@ class Crm:
 
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.arrived += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         status = self.status
