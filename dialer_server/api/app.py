@@ -23,6 +23,7 @@ from . import (
     dispositions,
     dnc,
     events,
+    hooks,
     imports,
     pages,
     strategies,
@@ -154,6 +155,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
+    *hooks.OPERATIONS,
     *strategies.OPERATIONS,
     *contacts.OPERATIONS,
     *imports.OPERATIONS,

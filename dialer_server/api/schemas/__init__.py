@@ -9,11 +9,12 @@ referenced by name.
 
 from __future__ import annotations
 
-from . import campaigns, common, contacts, dispositions, dnc, strategies, users
+from . import campaigns, common, contacts, dispositions, dnc, hooks, strategies, users
 
 COMPONENTS: dict[str, common.Schema] = {
     "Error": common.ERROR,
     **campaigns.COMPONENTS,
+    **hooks.COMPONENTS,
     **strategies.COMPONENTS,
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,
