@@ -17,6 +17,7 @@ from ..events import EventBroker
 from ..observability.metrics import Metrics
 from ..telephony.pbx_pool import PbxPool
 from . import (
+    attempts,
     campaigns,
     contacts,
     desk,
@@ -156,6 +157,7 @@ async def metrics(request: web.Request) -> web.Response:
 OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
     *hooks.OPERATIONS,
+    *attempts.OPERATIONS,
     *strategies.OPERATIONS,
     *contacts.OPERATIONS,
     *imports.OPERATIONS,

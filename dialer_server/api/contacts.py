@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -38,6 +38,7 @@ from .common import (
     query_text,
     read_json,
     respond,
+    stream_table,
     transaction,
 )
 from .schemas import common as s
@@ -329,29 +330,29 @@ async def contact_attempts(request: web.Request) -> web.Response:
 async def export_results(request: web.Request) -> web.StreamResponse:
     campaign_id = path_id(request, "campaign_id")
     fmt = query_text(request, "format", choices=("csv", "xlsx")) or "csv"
-    filename = f"campaign-{campaign_id}-results.{fmt}"
-    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    if fmt == "xlsx":
-        async with transaction(request) as conn:
-            rows = [row async for row in contacts.export_rows(conn, campaign_id)]
-        data = await asyncio.to_thread(export.xlsx_bytes, rows)
-        return web.Response(body=data, content_type=export.XLSX_MEDIA_TYPE, headers=disposition)
-    async with transaction(request) as conn:
+    async with request.app[CONTEXT].pool.acquire() as conn, conn.transaction():
+        # One snapshot for the whole file: a cursor, read as the client takes the file.
         await campaigns.get(conn, campaign_id)  # a 404 is JSON, before streaming starts
-        response = web.StreamResponse(
-            headers={"Content-Type": export.CSV_MEDIA_TYPE, **disposition}
+
+        async def batches() -> AsyncIterator[Sequence[Mapping[str, Any]]]:
+            batch: list[Mapping[str, Any]] = []
+            async for row in contacts.export_rows(conn, campaign_id):
+                batch.append(row)
+                if len(batch) >= 1000:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+        return await stream_table(
+            request,
+            fmt=fmt,
+            filename=f"campaign-{campaign_id}-results",
+            sheet="results",
+            columns=export.COLUMNS,
+            free_text=export.FREE_TEXT,
+            batches=batches(),
         )
-        await response.prepare(request)
-        await response.write(export.csv_header())
-        batch: list[Mapping[str, Any]] = []
-        async for row in contacts.export_rows(conn, campaign_id):
-            batch.append(row)
-            if len(batch) >= 1000:
-                await response.write(export.csv_rows(batch))
-                batch = []
-        await response.write(export.csv_rows(batch))
-    await response.write_eof()
-    return response
 
 
 _CAMPAIGN = r"/api/v1/campaigns/{campaign_id:\d+}"

@@ -9,12 +9,13 @@ referenced by name.
 
 from __future__ import annotations
 
-from . import campaigns, common, contacts, dispositions, dnc, hooks, strategies, users
+from . import attempts, campaigns, common, contacts, dispositions, dnc, hooks, strategies, users
 
 COMPONENTS: dict[str, common.Schema] = {
     "Error": common.ERROR,
     **campaigns.COMPONENTS,
     **hooks.COMPONENTS,
+    **attempts.COMPONENTS,
     **strategies.COMPONENTS,
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,
