@@ -124,6 +124,18 @@ def _add_import_parser(sub: Any) -> None:
     imp.add_argument(
         "--errors", type=int, default=20, metavar="N", help="row problems shown (default 20)"
     )
+    imp.add_argument(
+        "--dedup",
+        choices=("off", "campaign", "running"),
+        default="off",
+        help="duplicates by phone number: none sought (off, the default), in the campaign, "
+        "or in the campaign and every running campaign",
+    )
+    imp.add_argument(
+        "--skip-duplicates",
+        action="store_true",
+        help="leave duplicates out (default: store them as failed/$duplicate, never dialled)",
+    )
     imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
     imp.add_argument(
         "--progress",
@@ -134,7 +146,7 @@ def _add_import_parser(sub: Any) -> None:
 
 
 async def _import(config: Config, args: argparse.Namespace) -> int:
-    from .contacts.importer import run_import_command
+    from .contacts.importer import Dedup, run_import_command
 
     pool = await create_pool(config.database)
     try:
@@ -147,6 +159,7 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
             as_json=args.json,
             show_progress=args.progress,
             keep_report_days=config.import_.report_days,
+            dedup=Dedup(args.dedup, "skip" if args.skip_duplicates else "keep"),
         )
     finally:
         await pool.close()

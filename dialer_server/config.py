@@ -358,6 +358,11 @@ class ImportConfig:
     # How long the report of an import (its counts and every problem of its rejected
     # rows: GET /api/v1/imports/{id}/report) is kept, in days. Every import has one.
     report_days: float = 7.0
+    # Dedup of the drop folder's imports by phone number: "off", "campaign" (a number
+    # the campaign has already) or "running" (any running campaign has); duplicates are
+    # stored as failed/$duplicate ("keep") or left out ("skip").
+    dedup: str = "off"
+    duplicates: str = "keep"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -614,6 +619,10 @@ def _validate(config: Config) -> None:
     _validate_webhooks(config.webhooks)
     if not 0 < config.import_.report_days <= 3650:
         raise ConfigError("config key import.report_days must be more than 0 and at most 3650")
+    if config.import_.dedup not in ("off", "campaign", "running"):
+        raise ConfigError("config key import.dedup must be one of off, campaign, running")
+    if config.import_.duplicates not in ("keep", "skip"):
+        raise ConfigError("config key import.duplicates must be one of keep, skip")
     if config.import_.poll_interval_s <= 0 or config.import_.settle_s < 0:
         raise ConfigError("config keys import.poll_interval_s/settle_s must be > 0 and >= 0")
     parse_api_tokens(config.api.tokens)

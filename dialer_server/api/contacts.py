@@ -119,6 +119,9 @@ async def upload_contacts(request: web.Request) -> web.Response:
                 all_or_nothing=bool(body.get("all_or_nothing", False)),
                 source="api",
                 keep_report_days=request.app[CONTEXT].config.import_.report_days,
+                dedup=contact_import.Dedup(
+                    body.get("dedup", "off"), body.get("duplicates", "keep")
+                ),
             )
         except contact_import.CampaignNotFound as exc:  # deleted meanwhile
             raise NotFound(str(exc)) from None
@@ -130,6 +133,10 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
     fmt = query_text(request, "format", choices=("csv", "xlsx"))
     all_or_nothing = query_bool(request, "all_or_nothing")
+    dedup = contact_import.Dedup(
+        query_text(request, "dedup", choices=contact_import.DEDUP_SCOPES) or "off",
+        query_text(request, "duplicates", choices=contact_import.DUPLICATE_ACTIONS) or "keep",
+    )
     async with transaction(request) as conn:
         await campaigns.get(conn, campaign_id)  # 404 before reading a large body
     # The file goes to a temporary file as it arrives, then is read a chunk at a time:
@@ -151,6 +158,7 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
                     all_or_nothing=all_or_nothing,
                     source="file",
                     keep_report_days=request.app[CONTEXT].config.import_.report_days,
+                    dedup=dedup,
                 )
             except contact_import.CampaignNotFound as exc:  # deleted meanwhile
                 raise NotFound(str(exc)) from None
@@ -407,6 +415,8 @@ OPERATIONS = [
                 "Default: from the content type, the file name, or the content",
             ),
             s.query_param("all_or_nothing", {"type": "boolean", "default": False}),
+            s.query_param("dedup", {**schemas.DEDUP, "default": "off"}),
+            s.query_param("duplicates", {**schemas.DUPLICATES, "default": "keep"}),
         ),
         body={"required": True, "content": _FILE_TYPES},
         responses={

@@ -42,7 +42,7 @@ from ..config import ImportConfig
 from ..db.outage import TRANSIENT_ERRORS, Outage
 from ..errors import DialerError
 from . import import_reports
-from .importer import CampaignNotFound, ImportReport, import_file
+from .importer import CampaignNotFound, Dedup, ImportReport, import_file
 from .rows import ImportFileError
 
 logger = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ class DropFolder:
                         all_or_nothing=self.config.all_or_nothing,
                         source="drop_folder",
                         keep_report_days=self.config.report_days,
+                        dedup=Dedup(self.config.dedup, self.config.duplicates),
                     )
                 except (ImportFileError, CampaignNotFound) as exc:
                     report["error"] = str(exc)

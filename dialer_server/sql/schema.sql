@@ -189,7 +189,11 @@ CREATE TABLE imports (
     listed        bigint NOT NULL,
     stored        boolean NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    expires_at    timestamptz NOT NULL
+    expires_at    timestamptz NOT NULL,
+    -- Dedup (migration 0015): rows found to be duplicates (listed in the report among
+    -- the problems, counted apart), and the options the import ran with.
+    duplicates    bigint NOT NULL DEFAULT 0,
+    options       jsonb
 );
 CREATE INDEX imports_expires_at ON imports (expires_at);
 CREATE INDEX imports_campaign_id ON imports (campaign_id);

@@ -25,10 +25,25 @@ CONTACT_ROW = {
 }
 # A JSON batch's contacts at most: bigger imports go as files (read as they stream).
 MAX_BATCH = 10_000
+# Dedup on import (contacts/importer.py's Dedup).
+DEDUP = {
+    "type": "string",
+    "enum": ["off", "campaign", "running"],
+    "description": "Look for duplicates by phone number: off, in the campaign, or in the "
+    "campaign and every running campaign",
+}
+DUPLICATES = {
+    "type": "string",
+    "enum": ["keep", "skip"],
+    "description": "A duplicate is stored as failed/$duplicate (keep) or not stored (skip)",
+}
+
 CONTACTS_BATCH = obj(
     {
         "contacts": {"type": "array", "maxItems": MAX_BATCH, "items": CONTACT_ROW},
         "all_or_nothing": {"type": "boolean"},
+        "dedup": DEDUP,
+        "duplicates": DUPLICATES,
     },
     required=["contacts"],
 )
@@ -207,6 +222,16 @@ IMPORT_REPORT = obj(
         "report": {
             "type": "string",
             "description": "Where the report is: GET it for every problem as CSV",
+        },
+        "duplicates": {**INT, "description": "Rows dedup found (listed in the report)"},
+        "duplicate_rows": {
+            "type": "array",
+            "maxItems": 100,
+            "description": "The first 100 duplicates, in row order: the report has them all",
+            "items": obj(
+                {"row": INT, "field": nullable(TEXT), "reason": TEXT},
+                required=["row", "field", "reason"],
+            ),
         },
     },
     required=[

@@ -81,6 +81,12 @@ CREATE INDEX attempts_campaign_created_idx ON attempts (campaign_id, created_at,
 CREATE INDEX contacts_phones_idx ON contacts
     USING gin ((ARRAY[phone1, phone2, phone3, phone4, phone5]::text[]));
 
+-- Dedup on import (contacts/importer.py): how many rows an import found to be
+-- duplicates (listed in its report among the problems, counted apart), and the
+-- options it ran with ({"dedup": "campaign", "duplicates": "keep"}).
+ALTER TABLE imports ADD COLUMN duplicates bigint NOT NULL DEFAULT 0;
+ALTER TABLE imports ADD COLUMN options jsonb;
+
 -- Bulk recycle: a fresh strategy run counts only the attempts made since it started.
 ALTER TABLE contacts ADD COLUMN run_started_at timestamptz;
 
