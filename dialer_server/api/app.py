@@ -18,6 +18,7 @@ from ..observability.metrics import Metrics
 from ..telephony.pbx_pool import PbxPool
 from . import (
     attempts,
+    bulk,
     campaigns,
     contacts,
     desk,
@@ -160,6 +161,7 @@ OPERATIONS: list[Operation] = [
     *attempts.OPERATIONS,
     *strategies.OPERATIONS,
     *contacts.OPERATIONS,
+    *bulk.OPERATIONS,
     *imports.OPERATIONS,
     *dnc.OPERATIONS,
     *dispositions.OPERATIONS,

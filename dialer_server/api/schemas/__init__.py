@@ -9,13 +9,25 @@ referenced by name.
 
 from __future__ import annotations
 
-from . import attempts, campaigns, common, contacts, dispositions, dnc, hooks, strategies, users
+from . import (
+    attempts,
+    bulk,
+    campaigns,
+    common,
+    contacts,
+    dispositions,
+    dnc,
+    hooks,
+    strategies,
+    users,
+)
 
 COMPONENTS: dict[str, common.Schema] = {
     "Error": common.ERROR,
     **campaigns.COMPONENTS,
     **hooks.COMPONENTS,
     **attempts.COMPONENTS,
+    **bulk.COMPONENTS,
     **strategies.COMPONENTS,
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,

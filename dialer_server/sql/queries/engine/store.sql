@@ -156,8 +156,13 @@ INSERT INTO dnc_numbers (campaign_id, number, reason) VALUES ($1, $2, $3)
 ON CONFLICT (number, coalesce(campaign_id, 0)) DO NOTHING;
 
 -- name: contact_history
+-- Since the contact's current strategy run started (a bulk recycle or move starts a
+-- fresh one: run_started_at), the caps count only those.
 SELECT id, step, channel, phone_slot, number, outcome, created_at
-FROM attempts WHERE contact_id = $1 AND state = 'ended' ORDER BY created_at, id;
+FROM attempts
+WHERE contact_id = $1 AND state = 'ended'
+  AND created_at >= coalesce((SELECT run_started_at FROM contacts WHERE id = $1), '-infinity')
+ORDER BY created_at, id;
 
 -- name: contact_has_open_attempt
 SELECT EXISTS (SELECT 1 FROM attempts WHERE contact_id = $1 AND state <> 'ended');
