@@ -188,3 +188,91 @@ ALTER TABLE attempts ADD COLUMN recording_deleted_at timestamptz;
 -- What the recordings task still has to look at, and what retention deletes.
 CREATE INDEX attempts_recording_stored_idx ON attempts (ended_at)
     WHERE recording_status = 'stored';
+
+-- A registry load's partition (campaigns/dnc_registries.py): a table like
+-- dnc_registry_numbers, filled by COPY before it is attached, its registry_id and
+-- expiry given by defaults so that COPY sends the numbers alone, and a CHECK that lets
+-- ATTACH PARTITION skip scanning it.
+CREATE FUNCTION dnc_registry_new_partition(
+    p_registry integer, p_generation integer, p_expires_at timestamptz
+) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_table text := format('dnc_registry_%s_%s', p_registry, p_generation);
+BEGIN
+    EXECUTE format('CREATE TABLE %I (LIKE dnc_registry_numbers INCLUDING DEFAULTS)', v_table);
+    EXECUTE format(
+        'ALTER TABLE %I ALTER COLUMN registry_id SET DEFAULT %s, '
+        'ALTER COLUMN expires_at SET DEFAULT %L::timestamptz, ADD CONSTRAINT %I CHECK (registry_id = %s)',
+        v_table, p_registry, p_expires_at, v_table || '_registry', p_registry);
+    RETURN v_table;
+END
+$$;
+
+-- Puts a filled partition in place of the registry's previous one (replace), or adds
+-- it (a new registry), in the caller's transaction: its index is built first (ATTACH
+-- then adopts it), and the swap itself takes a moment, waiting at most 2 s at a time
+-- for the claims that probe the registries (each a short transaction), up to ten times.
+CREATE FUNCTION dnc_registry_swap(
+    p_registry integer, p_generation integer, p_old_generation integer
+) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_new   text := format('dnc_registry_%s_%s', p_registry, p_generation);
+    v_old   text := format('dnc_registry_%s_%s', p_registry, p_old_generation);
+    v_wait  text := current_setting('lock_timeout');
+    v_tries integer := 0;
+BEGIN
+    EXECUTE format('CREATE INDEX ON %I (number) INCLUDE (expires_at)', v_new);
+    EXECUTE format('ANALYZE %I', v_new);
+    PERFORM set_config('lock_timeout', '2s', true);
+    LOOP
+        BEGIN
+            IF p_old_generation > 0 AND to_regclass(v_old) IS NOT NULL THEN
+                EXECUTE format('ALTER TABLE dnc_registry_numbers DETACH PARTITION %I', v_old);
+                EXECUTE format('DROP TABLE %I', v_old);
+            END IF;
+            EXECUTE format(
+                'ALTER TABLE dnc_registry_numbers ATTACH PARTITION %I FOR VALUES IN (%s)',
+                v_new, p_registry);
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            v_tries := v_tries + 1;
+            IF v_tries >= 10 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(least(0.1 * 2 ^ v_tries, 5));
+        END;
+    END LOOP;
+    PERFORM set_config('lock_timeout', v_wait, true);
+END
+$$;
+
+-- A registry's partition dropped (the registry deleted), with the same short waits.
+CREATE FUNCTION dnc_registry_drop(p_registry integer, p_generation integer) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_table text := format('dnc_registry_%s_%s', p_registry, p_generation);
+    v_wait  text := current_setting('lock_timeout');
+    v_tries integer := 0;
+BEGIN
+    IF to_regclass(v_table) IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('lock_timeout', '2s', true);
+    LOOP
+        BEGIN
+            EXECUTE format('ALTER TABLE dnc_registry_numbers DETACH PARTITION %I', v_table);
+            EXECUTE format('DROP TABLE %I', v_table);
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            v_tries := v_tries + 1;
+            IF v_tries >= 10 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(least(0.1 * 2 ^ v_tries, 5));
+        END;
+    END LOOP;
+    PERFORM set_config('lock_timeout', v_wait, true);
+END
+$$;
