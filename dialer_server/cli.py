@@ -19,7 +19,7 @@ from .observability.logs import setup_logging
 logger = logging.getLogger(__name__)
 
 
-_SECRET_KEYS = {"secret", "auth_header", "password"}
+_SECRET_KEYS = {"secret", "auth_header", "password", "hash_key"}
 
 # Exit statuses: 2 for what only a person can fix (packaging/dialer-server.service does
 # not restart it: RestartPreventExitStatus=2), 1 for the rest (restarted). A refused AMI
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_campaign_parser(sub)
     _add_user_parser(sub)
     _add_dnc_parser(sub)
+    _add_person_parser(sub)
     return parser
 
 
@@ -86,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_user(config, args, sys.stdout))
         elif args.command == "dnc":
             return asyncio.run(_dnc(config, args, sys.stdout, sys.stderr))
+        elif args.command == "person":
+            return asyncio.run(_person(config, args, sys.stdout))
     except DialerError as exc:
         return _fail(exc, exit_status(exc))
     except KeyboardInterrupt:
@@ -163,6 +166,7 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
             show_progress=args.progress,
             keep_report_days=config.import_.report_days,
             dedup=Dedup(args.dedup, "skip" if args.skip_duplicates else "keep"),
+            hash_key=config.privacy.hash_key or None,
         )
     finally:
         await pool.close()
@@ -431,6 +435,107 @@ async def _dnc_load(pool: Any, args: argparse.Namespace, expires_at: Any, err: A
     if bar is not None:
         bar.end()
     return result
+
+
+def _add_person_parser(sub: Any) -> None:
+    person = sub.add_parser(
+        "person",
+        help="data rights (GDPR): find, export or erase a person across every campaign",
+        description="A person is every contact with the number (any phone) or the CRM's "
+        "external id, in every campaign. An erasure needs [privacy] hash_key and is recorded "
+        "in the audit log (via cli), as is an export.",
+    )
+    actions = person.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("find", "their contacts, a line each"),
+        ("export", "everything held about them, as JSON (stdout, or --out)"),
+        ("erase", "erase them (asks first, unless --yes)"),
+    ):
+        one = actions.add_parser(action, help=text)
+        one.add_argument("--phone", help="a number of theirs (E.164, or national with --region)")
+        one.add_argument("--external-id", help="the CRM's id of them")
+        one.add_argument("--region", default="US", help="how a national number is read")
+        if action == "export":
+            one.add_argument("--out", type=Path, help="write the JSON here")
+        if action == "erase":
+            one.add_argument("--yes", action="store_true", help="do not ask")
+
+
+async def _person(config: Config, args: argparse.Namespace, out: Any) -> int:
+    import json
+
+    from .contacts import data_rights
+
+    who = data_rights.who(args.phone, args.external_id, args.region)
+    key = config.privacy.hash_key or None
+    target = (
+        data_rights.hash_prefix(key, who.numbers[0])
+        if key and who.numbers
+        else ("external_id" if who.external_id else "-")
+    )
+    pool = await create_pool(config.database)
+    try:
+        if args.action == "erase":
+            async with pool.acquire() as conn:
+                found = await data_rights.find(conn, who)
+            if not found:
+                print("no contact matches: nothing to erase", file=out)
+                return 0
+            if not args.yes:
+                question = f"erase {len(found)} contacts in every campaign? [y/N] "
+                answer = await asyncio.to_thread(input, question)
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing erased", file=out)
+                    return 1
+            async with pool.acquire() as conn, conn.transaction():
+                done = await data_rights.erase(conn, who, key=key)
+                await _cli_audit(
+                    conn,
+                    "erasePerson",
+                    "person",
+                    target,
+                    after={"contacts": done.contacts, "attempts": done.attempts},
+                )
+            done = await data_rights.delete_recordings(done, config.recording.dir)
+            print(
+                f"erased: {done.contacts} contacts, {done.attempts} attempts, {done.numbers} "
+                f"numbers kept as a keyed hash, {done.recordings_deleted} recordings deleted"
+                + (f", {done.recordings_missing} not found" if done.recordings_missing else ""),
+                file=out,
+            )
+            for failure in done.recordings_failed:
+                print(f"  recording not deleted: {failure}", file=out)
+            return 1 if done.recordings_failed else 0
+        async with pool.acquire() as conn, conn.transaction():
+            if args.action == "find":
+                lines = [["contact", "campaign", "external_id", "phones", "state", "status"]]
+                for c in await data_rights.find(conn, who):
+                    phones = " ".join(c[f"phone{i}"] for i in range(1, 6) if c[f"phone{i}"])
+                    lines.append(
+                        [
+                            str(c["id"]),
+                            f"{c['campaign_id']} {c['campaign_name']}",
+                            c["external_id"] or "-",
+                            phones or "-",
+                            c["state"],
+                            f"{c['status']}/{c['status_detail']}",
+                        ]
+                    )
+                _print_table(out, lines)
+                return 0
+            data = await data_rights.export(conn, who, key=key)
+            await _cli_audit(
+                conn, "exportPerson", "person", target, after={"contacts": len(data["contacts"])}
+            )
+        text = json.dumps(data, default=str, indent=1)
+        if args.out is not None:
+            await asyncio.to_thread(args.out.write_text, text + "\n")
+            print(f"{len(data['contacts'])} contacts written to {args.out}", file=out)
+        else:
+            print(text, file=out)
+    finally:
+        await pool.close()
+    return 0
 
 
 async def _cli_audit(

@@ -160,7 +160,12 @@ class Daemon:
                 ]
             if self.config.import_.drop_dir:
                 # The drop folder is optional: off unless [import] drop_dir is set.
-                drop_folder = DropFolder(self.pool, self.config.import_, outage=self.outage)
+                drop_folder = DropFolder(
+                    self.pool,
+                    self.config.import_,
+                    outage=self.outage,
+                    hash_key=self.config.privacy.hash_key or None,
+                )
                 tasks.append(
                     asyncio.create_task(drop_folder.run(self.stop_event), name="drop-folder")
                 )

@@ -214,6 +214,11 @@ def respond(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
 
 
+def json_text(data: Any) -> str:
+    """``data`` as JSON text, with the API's own types (times, decimals, UUIDs)."""
+    return _dumps(data)
+
+
 async def stream_table(
     request: web.Request,
     *,

@@ -122,6 +122,7 @@ async def upload_contacts(request: web.Request) -> web.Response:
                 dedup=contact_import.Dedup(
                     body.get("dedup", "off"), body.get("duplicates", "keep")
                 ),
+                hash_key=request.app[CONTEXT].config.privacy.hash_key or None,
             )
         except contact_import.CampaignNotFound as exc:  # deleted meanwhile
             raise NotFound(str(exc)) from None
@@ -159,6 +160,7 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
                     source="file",
                     keep_report_days=request.app[CONTEXT].config.import_.report_days,
                     dedup=dedup,
+                    hash_key=request.app[CONTEXT].config.privacy.hash_key or None,
                 )
             except contact_import.CampaignNotFound as exc:  # deleted meanwhile
                 raise NotFound(str(exc)) from None
@@ -269,7 +271,9 @@ async def update_contact(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.CONTACT_UPDATE)
     async with transaction(request) as conn:
         before = await contacts.get(conn, contact_id)
-        row = await contacts.update(conn, contact_id, body)
+        row = await contacts.update(
+            conn, contact_id, body, hash_key=request.app[CONTEXT].config.privacy.hash_key or None
+        )
         note(request, "contact", contact_id, before=contact_json(before), after=contact_json(row))
     return respond(contact_json(row))
 
@@ -477,9 +481,10 @@ OPERATIONS = [
         "contacts",
         parameters=(s.CONTACT_ID,),
         body=s.json_body(schemas.CONTACT_UPDATE),
-        responses={"200": s.ok(s.ref("Contact")), **s.errors(*_WRITE_ERRORS)},
+        responses={"200": s.ok(s.ref("Contact")), **s.errors(*_WRITE_ERRORS, "409")},
         description="Phones are checked and stored in E.164 (read with the campaign's "
-        "default region); null empties a field (not phone1).",
+        "default region); null empties a field (not phone1). An erased person's number is "
+        "refused (422 number_erased); an erased contact cannot change (409 contact_erased).",
     ),
     Operation(
         "POST",

@@ -54,7 +54,7 @@ from typing import IO, Any, Protocol
 
 from ..db.queries import queries_of
 from ..errors import DialerError
-from . import import_reports
+from . import data_rights, import_reports
 from .files import open_rows
 from .rows import (
     COLUMNS,
@@ -198,6 +198,7 @@ async def import_contacts(
     source: str = "api",
     keep_report_days: float = REPORT_DAYS,
     dedup: Dedup = Dedup(),
+    hash_key: str | None = None,
 ) -> ImportReport:
     """Validate ``rows`` and store the good ones in the campaign, in one transaction.
 
@@ -208,7 +209,8 @@ async def import_contacts(
     after each chunk. ``workers``: validation processes (0: a thread; None: one process
     per CPU from PARALLEL_MIN_ROWS rows on a machine with more than one CPU). ``source``
     names the way in, in the report (api, file, cli, drop_folder). ``dedup``: whether to
-    look for duplicates by phone number (see the module's docstring).
+    look for duplicates by phone number (see the module's docstring). ``hash_key``: the
+    ``[privacy] hash_key`` erased numbers are known by (a row with one is refused).
 
     ``conn`` is an asyncpg connection (not a pool); if it is already in a transaction the
     import runs in a savepoint, and the report is written in that transaction. Raises
@@ -227,6 +229,7 @@ async def import_contacts(
         file_name=None,
         keep_report_days=keep_report_days,
         dedup=dedup,
+        hash_key=hash_key,
     )
 
 
@@ -244,6 +247,7 @@ async def import_file(
     source: str = "file",
     keep_report_days: float = REPORT_DAYS,
     dedup: Dedup = Dedup(),
+    hash_key: str | None = None,
 ) -> ImportReport:
     """Import a CSV or XLSX file, read a chunk at a time (see :func:`import_contacts`).
 
@@ -277,6 +281,7 @@ async def import_file(
                 file_name=name or None,
                 keep_report_days=keep_report_days,
                 dedup=dedup,
+                hash_key=hash_key,
             )
         finally:
             await asyncio.to_thread(reader.close)
@@ -351,11 +356,16 @@ async def _import(
     file_name: str | None,
     keep_report_days: float,
     dedup: Dedup,
+    hash_key: str | None,
 ) -> ImportReport:
     _check_campaign_id(campaign_id)
+    # Before anything is read: a missing or wrong key refuses the import at once.
+    screen = await data_rights.suppression(conn, hash_key)
     log = import_reports.ProblemLog(await import_reports.new_id(conn))
     try:
-        job = _Import(conn, campaign_id, reader, region, all_or_nothing, progress, log, dedup)
+        job = _Import(
+            conn, campaign_id, reader, region, all_or_nothing, progress, log, dedup, screen
+        )
         try:
             async with conn.transaction():
                 if await conn.fetchval(query("contact_import_lock_campaign"), campaign_id) is None:
@@ -414,8 +424,10 @@ class _Import:
         progress: Progress | None,
         log: import_reports.ProblemLog,
         dedup: Dedup = Dedup(),
+        screen: data_rights.Suppression | None = None,
     ) -> None:
         self.conn = conn
+        self.screen = screen
         self.campaign_id = campaign_id
         self.reader = reader
         self.region = region
@@ -519,6 +531,13 @@ class _Import:
 
     async def _store(self, batch: Batch) -> _Stored:
         conn = self.conn
+        problems = batch.errors
+        more = 0
+        if self.screen is not None:
+            batch, refused = await self._refuse_erased(batch, self.screen)
+            if refused:
+                more = len(refused)
+                problems = sorted([*problems, *refused], key=lambda e: e.row)
         records: list[Record] | list[tuple[Any, ...]] = batch.records
         columns: tuple[str, ...] = COLUMNS
         duplicates: list[RowError] = []
@@ -534,7 +553,34 @@ class _Import:
             inserted, updated = int(row["inserted"]), int(row["updated"])
         else:
             inserted = updated = 0
-        return _Stored(inserted, updated, batch.errors, duplicates)
+        return _Stored(inserted, updated, problems, duplicates, more)
+
+    async def _refuse_erased(
+        self, batch: Batch, screen: data_rights.Suppression
+    ) -> tuple[Batch, list[RowError]]:
+        """The chunk without the rows that have an erased person's number, and their
+        problems: a later import must not bring an erased person back."""
+        numbers = sorted({n for record in batch.records for n in record[1:6] if n})
+        gone = await data_rights.erased(self.conn, screen, numbers)
+        if not gone:
+            return batch, []
+        kept = Batch([], batch.errors, [])
+        refused: list[RowError] = []
+        for number, record in zip(batch.rows, batch.records, strict=True):
+            slot = next((i for i, n in enumerate(record[1:6], 1) if n in gone), None)
+            if slot is None:
+                kept.records.append(record)
+                kept.rows.append(number)
+            else:
+                refused.append(
+                    RowError(
+                        number,
+                        f"phone{slot}",
+                        "this number's owner was erased at their request (GDPR): it may not "
+                        "be imported again",
+                    )
+                )
+        return kept, refused
 
     async def _find_duplicates(self, batch: Batch) -> tuple[list[tuple[Any, ...]], list[RowError]]:
         """The chunk's records, each with its duplicate flag (the skipped ones left out),
@@ -599,7 +645,7 @@ class _Stored:
     updated: int
     problems: list[RowError]
     duplicates: list[RowError]
-    # Problems found while storing (none yet but the chunk's own): for all or nothing.
+    # Problems found while storing (rows with an erased number): for all or nothing.
     more_problems: int = 0
 
 
@@ -713,6 +759,7 @@ async def run_import_command(
     show_progress: bool | None,
     keep_report_days: float = REPORT_DAYS,
     dedup: Dedup = Dedup(),
+    hash_key: str | None = None,
     out: IO[str] = sys.stdout,
     err: IO[str] = sys.stderr,
 ) -> int:
@@ -742,6 +789,7 @@ async def run_import_command(
                 source="cli",
                 keep_report_days=keep_report_days,
                 dedup=dedup,
+                hash_key=hash_key,
             )
             if bar is not None:
                 bar.end()

@@ -18,6 +18,7 @@ from . import (
     dispositions,
     dnc,
     hooks,
+    persons,
     strategies,
     users,
 )
@@ -31,6 +32,7 @@ COMPONENTS: dict[str, common.Schema] = {
     **strategies.COMPONENTS,
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,
+    **persons.COMPONENTS,
     **dispositions.COMPONENTS,
     **users.COMPONENTS,
 }

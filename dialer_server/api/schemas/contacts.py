@@ -86,13 +86,14 @@ CONTACT_FIELDS = (
     "closed_at",
     "created_at",
     "updated_at",
+    "erased_at",
 )
 CONTACT = obj(
     {
         "id": ID,
         "campaign_id": ID,
         "external_id": nullable(TEXT),
-        "phone1": TEXT,
+        "phone1": nullable({**TEXT, "description": "null only once the contact was erased"}),
         **{f: nullable(TEXT) for f in PHONE_FIELDS[1:]},
         **{f: nullable(TEXT) for f in PARAM_FIELDS},
         "timezone": nullable(TEXT),
@@ -109,6 +110,9 @@ CONTACT = obj(
         "closed_at": nullable(DATETIME),
         "created_at": DATETIME,
         "updated_at": DATETIME,
+        "erased_at": nullable(
+            {**DATETIME, "description": "When the person was erased (GDPR): no data is left"}
+        ),
     },
     required=CONTACT_FIELDS,
 )
@@ -144,7 +148,7 @@ ATTEMPT = obj(
         "step": nullable(INT),
         "channel": {"type": "string", "enum": ["call", "sms"]},
         "phone_slot": nullable(INT),
-        "number": TEXT,
+        "number": nullable({**TEXT, "description": "null once its contact was erased"}),
         "state": {"type": "string", "enum": ["created", "sent", "answered", "ended"]},
         "outcome": nullable(TEXT),
         "created_at": DATETIME,
