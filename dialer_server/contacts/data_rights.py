@@ -143,12 +143,11 @@ def who(phone: str | None, external_id: str | None, region: str | None) -> Who:
 
 async def find(conn: Any, person: Who, *, lock: bool = False) -> list[dict[str, Any]]:
     """Every contact of the person, in every campaign (with its campaign's name)."""
-    rows = await conn.fetch(
-        query("lock_person_contacts" if lock else "person_contacts"),
-        list(person.numbers),
-        person.external_id,
-        MAX_FOUND + 1,
-    )
+    args = (list(person.numbers), person.external_id, MAX_FOUND + 1)
+    if lock:
+        rows = await conn.fetch(query("lock_person_contacts"), *args)
+    else:
+        rows = await conn.fetch(query("person_contacts"), *args)
     if len(rows) > MAX_FOUND:
         raise Conflict(
             f"more than {MAX_FOUND} contacts match: narrow the search (the number and the "
