@@ -19,6 +19,7 @@ from ..telephony.pbx_pool import PbxPool
 from . import (
     attempts,
     bulk,
+    caller_ids,
     campaigns,
     contacts,
     desk,
@@ -159,6 +160,7 @@ async def metrics(request: web.Request) -> web.Response:
 OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
     *hooks.OPERATIONS,
+    *caller_ids.OPERATIONS,
     *attempts.OPERATIONS,
     *strategies.OPERATIONS,
     *contacts.OPERATIONS,

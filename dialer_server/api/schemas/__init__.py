@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import (
     attempts,
     bulk,
+    caller_ids,
     campaigns,
     common,
     contacts,
@@ -27,6 +28,7 @@ COMPONENTS: dict[str, common.Schema] = {
     "Error": common.ERROR,
     **campaigns.COMPONENTS,
     **hooks.COMPONENTS,
+    **caller_ids.COMPONENTS,
     **attempts.COMPONENTS,
     **bulk.COMPONENTS,
     **strategies.COMPONENTS,
