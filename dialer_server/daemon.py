@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .accounts.audit import AuditRetention
 from .api.app import Services, create_app, server_options
+from .campaigns.recordings import RecordingKeeper
 from .config import Config
 from .contacts.drop_folder import DropFolder
 from .db.migrations import migrate
@@ -158,6 +159,15 @@ class Daemon:
                         pbx.roster.run(self.shutdown_event), name=f"agents-{pbx.name}"
                     ),
                 ]
+            tasks.append(
+                asyncio.create_task(
+                    # Notes each call's recording as it is written, deletes old ones.
+                    RecordingKeeper(self.pool, self.config.recording, outage=self.outage).run(
+                        self.shutdown_event
+                    ),
+                    name="recordings",
+                )
+            )
             if self.config.import_.drop_dir:
                 # The drop folder is optional: off unless [import] drop_dir is set.
                 drop_folder = DropFolder(

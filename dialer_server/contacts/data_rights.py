@@ -235,7 +235,8 @@ async def erase(conn: Any, person: Who, *, key: str | None) -> Erasure:
     numbers = _numbers_of(person, contacts)
     done = Erasure(contacts=len(ids), numbers=len(numbers))
     done.recording_files = [
-        r["recording_path"] for r in await conn.fetch(query("person_recordings"), ids)
+        recordings.file_name(str(r["id"]))
+        for r in await conn.fetch(query("person_recordings"), ids)
     ]
     done.webhook_events = _count(await conn.execute(query("erase_person_outbox"), ids))
     await conn.execute(query("erase_person_events"), [str(i) for i in ids])

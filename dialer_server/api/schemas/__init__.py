@@ -20,6 +20,7 @@ from . import (
     dnc,
     hooks,
     persons,
+    recordings,
     strategies,
     users,
 )
@@ -35,6 +36,7 @@ COMPONENTS: dict[str, common.Schema] = {
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,
     **persons.COMPONENTS,
+    **recordings.COMPONENTS,
     **dispositions.COMPONENTS,
     **users.COMPONENTS,
 }

@@ -56,9 +56,10 @@ ORDER BY 2, 1;
 SELECT EXISTS (SELECT 1 FROM attempts WHERE contact_id = ANY ($1::bigint[]) AND state <> 'ended');
 
 -- name: person_recordings
-SELECT recording_path FROM attempts
-WHERE contact_id = ANY ($1::bigint[]) AND recording_status = 'stored'
-  AND recording_path IS NOT NULL;
+-- Every answered call may have a recording (stored, missing, or not found yet).
+SELECT id FROM attempts
+WHERE contact_id = ANY ($1::bigint[]) AND channel = 'call' AND answered_at IS NOT NULL
+  AND recording_status IS DISTINCT FROM 'deleted';
 
 -- name: erase_person_outbox
 -- Their webhook events, delivered or not (they carry their numbers and ids).
@@ -79,9 +80,12 @@ WHERE contact_id = ANY ($1::bigint[]) AND note IS NOT NULL;
 -- What statistics need stays (outcome, times, causes, agent, caller ID); the rest goes.
 UPDATE attempts
 SET number = NULL, detail = NULL, ivr_digits = NULL, recording_path = NULL,
-    recording_status = CASE WHEN recording_status IS NOT NULL THEN 'deleted' END,
-    recording_deleted_at = CASE WHEN recording_status = 'stored' THEN now()
-                                ELSE recording_deleted_at END
+    -- 'deleted' for every answered call, so that no recording is noted afterwards.
+    recording_status = CASE WHEN recording_status IS NOT NULL OR answered_at IS NOT NULL
+                            THEN 'deleted' END,
+    recording_deleted_at = CASE WHEN recording_status IS DISTINCT FROM 'deleted'
+                                     AND (recording_status IS NOT NULL OR answered_at IS NOT NULL)
+                                THEN now() ELSE recording_deleted_at END
 WHERE contact_id = ANY ($1::bigint[]);
 
 -- name: erase_person_contacts

@@ -107,7 +107,7 @@ SELECT * FROM campaigns WHERE id = $1;
 SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
        ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message,
        queue, dial_ratio, abandon_cap, abandon_target, max_dial_ratio, abandon_message,
-       agent_wait_s, preview_dial, pbxs
+       agent_wait_s, preview_dial, pbxs, record_calls, recording_announcement
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
 -- name: lock_campaign_to_complete
