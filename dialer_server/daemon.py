@@ -162,9 +162,9 @@ class Daemon:
             tasks.append(
                 asyncio.create_task(
                     # Notes each call's recording as it is written, deletes old ones.
-                    RecordingKeeper(self.pool, self.config.recording, outage=self.outage).run(
-                        self.shutdown_event
-                    ),
+                    RecordingKeeper(
+                        self.pool, self.config.recording, outage=self.outage, metrics=self.metrics
+                    ).run(self.shutdown_event),
                     name="recordings",
                 )
             )

@@ -531,6 +531,8 @@ class WebhookSender:
                     await conn.execute(query("webhook_delivered"), done.event_id)
                 elif done.dropped:
                     await conn.execute(query("webhook_dropped"), done.event_id, done.error)
+                    if self.metrics is not None:
+                        self.metrics.webhook_events_dropped.inc()
                 else:
                     await conn.execute(
                         query("webhook_failed"), done.event_id, done.retry_in_s, done.error

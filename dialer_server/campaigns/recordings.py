@@ -37,6 +37,7 @@ from ..config import RecordingConfig
 from ..db.outage import TRANSIENT_ERRORS, Outage
 from ..db.queries import queries_of
 from ..errors import InvalidInput, NotFound
+from ..observability.metrics import Metrics
 from . import operations as campaigns
 
 query = queries_of(__name__)
@@ -188,10 +189,17 @@ async def file_of(conn: Any, attempt_id: str, config: RecordingConfig) -> Path:
 class RecordingKeeper:
     """Notes each recording as it is written, deletes those past their retention."""
 
-    def __init__(self, pool: Any, config: RecordingConfig, outage: Outage | None = None):
+    def __init__(
+        self,
+        pool: Any,
+        config: RecordingConfig,
+        outage: Outage | None = None,
+        metrics: Metrics | None = None,
+    ):
         self.pool = pool
         self.config = config
         self.outage = outage if outage is not None else Outage()
+        self.metrics = metrics
         # Files seen growing: (size, mtime) at the last look.
         self._last: dict[str, tuple[int, float]] = {}
 
@@ -228,6 +236,10 @@ class RecordingKeeper:
             elif outcome == "missing":
                 missing += 1
         deleted = await self._expire()
+        if self.metrics is not None:
+            for result, count in (("stored", found), ("missing", missing), ("deleted", deleted)):
+                if count:
+                    self.metrics.recordings.labels(result).inc(count)
         return found, missing, deleted
 
     async def _look(self, row: Any) -> str | None:
