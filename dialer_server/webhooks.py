@@ -207,7 +207,8 @@ async def check_url(url: str, allowed: AllowedHosts) -> str | None:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
         )
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, UnicodeError, ValueError) as exc:
+        # (a name IDNA cannot encode is a UnicodeError: no such host either)
         return f"its host {host!r} does not resolve ({exc or 'timed out'})"
     return _addresses_problem(host, (str(info[4][0]) for info in infos), allowed)
 
