@@ -3,6 +3,8 @@ recording (/api/v1/attempts/{id}/recording, served with range requests)."""
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from ..accounts.roles import WRITERS
@@ -36,7 +38,10 @@ async def put_settings(request: web.Request) -> web.Response:
 
 
 async def get_recording(request: web.Request) -> web.StreamResponse:
-    attempt_id = request.match_info["attempt_id"]
+    try:
+        attempt_id = str(uuid.UUID(request.match_info["attempt_id"]))
+    except ValueError:
+        raise web.HTTPNotFound() from None
     async with transaction(request) as conn:
         path = await recordings.file_of(conn, attempt_id, request.app[CONTEXT].config.recording)
     # FileResponse answers Range and If-Range requests itself (206, 416), off the loop.
@@ -49,7 +54,6 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     )
 
 
-_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _SETTINGS = r"/api/v1/campaigns/{campaign_id:\d+}/recording"
 
 OPERATIONS = [
@@ -84,7 +88,7 @@ OPERATIONS = [
     ),
     Operation(
         "GET",
-        "/api/v1/attempts/{attempt_id:" + _UUID + "}/recording",
+        r"/api/v1/attempts/{attempt_id:[0-9a-fA-F-]+}/recording",
         get_recording,
         "getAttemptRecording",
         "A call's recording (WAV), with range requests",
