@@ -5,7 +5,8 @@ A person is found by a phone number (any phone of a contact, in E.164; the GIN i
 every contact's phones) or by the CRM's external id (in every campaign); their contacts
 are every contact that has the number or the id. The export is every field of those
 contacts, their attempts (with dispositions and recordings), the SMS replies from their
-numbers, and the do-not-call entries of those numbers.
+numbers, the do-not-call entries of those numbers, and the audit log's rows about their
+contacts and calls.
 
 An erasure, in the caller's transaction, of every contact found (never while one of them
 is in a call: nothing is erased then):
@@ -17,7 +18,9 @@ is in a call: nothing is erased then):
   lose the number called, the provider's text, the keys pressed and the recording (its
   file is deleted once the transaction commits; ``recording_status`` ``deleted``);
 - dispositions' notes, the SMS replies from its numbers, its pending and delivered
-  webhook events and its events in the event log are deleted;
+  webhook events and its events in the event log are deleted; the audit log's rows about
+  its contact and its calls keep who did what when, not the before and after (the
+  contact's data);
 - its numbers are kept only as a keyed hash (HMAC-SHA256 under ``[privacy] hash_key``) in
   ``erased_numbers``: an import (and a contact's change) with one of them is refused, so
   a later import does not bring the person back. The key's check value is stored the first
@@ -186,6 +189,7 @@ async def export(conn: Any, person: Who, *, key: str | None) -> dict[str, Any]:
         ],
         "sms_replies": [dict(r) for r in await conn.fetch(query("person_sms"), ids, numbers)],
         "do_not_call": [dict(r) for r in await conn.fetch(query("person_dnc"), numbers)],
+        "audit_log": [dict(r) for r in await conn.fetch(query("person_audit"), ids)],
         "erased_numbers": was_erased,
     }
 
@@ -242,6 +246,7 @@ async def erase(conn: Any, person: Who, *, key: str | None) -> Erasure:
     await conn.execute(query("erase_person_events"), [str(i) for i in ids])
     done.sms_replies = _count(await conn.execute(query("erase_person_sms"), ids, numbers))
     await conn.execute(query("erase_person_dispositions"), ids)
+    await conn.execute(query("erase_person_audit"), ids)
     done.attempts = _count(await conn.execute(query("erase_person_attempts"), ids))
     await conn.execute(query("erase_person_contacts"), ids)
     await conn.execute(query("insert_erased_numbers"), Suppression(key).hashes(numbers))

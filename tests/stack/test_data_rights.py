@@ -108,6 +108,8 @@ async def test_a_person_is_found_exported_erased_and_never_dialled_again(
         national = await api.ok("GET", "/api/v1/persons", params={"phone": "(202) 555-0201"})
         assert len(national["contacts"]) == 2
 
+        mine_id = next(c["id"] for c in found["contacts"] if c["external_id"] == "crm-7")
+        await api.ok("PATCH", f"/api/v1/contacts/{mine_id}", {"param2": "born 1815"})
         exported = await api.get("/api/v1/persons/export", params={"phone": PERSON})
         assert exported.status == 200
         assert "attachment" in exported.headers["Content-Disposition"]
@@ -119,6 +121,9 @@ async def test_a_person_is_found_exported_erased_and_never_dialled_again(
         assert [s["body"] for s in data["sms_replies"]] == ["stop calling"]
         assert data["do_not_call"][0]["reason"] == "asked"
         assert data["erased_numbers"] == []
+        # Who changed what about them is theirs to see too.
+        changed = [a for a in data["audit_log"] if a["action"] == "updateContact"]
+        assert len(changed) == 1 and "born 1815" in changed[0]["after"]
         # Only admins export or erase; the CRM's token may not even look.
         assert (await crm.get("/api/v1/persons/export", params={"phone": PERSON})).status == 403
         assert (await crm.post("/api/v1/persons/erase", {"phone": PERSON})).status == 403
@@ -183,6 +188,10 @@ async def test_a_person_is_found_exported_erased_and_never_dialled_again(
     actions = [(a["action"], a["target_type"]) for a in audit]
     assert ("exportPerson", "person") in actions and ("erasePerson", "person") in actions
     assert all(PERSON not in (a["target_id"] or "") + (a["after"] or "") for a in audit)
+    # The audit log keeps who changed their contact, not what it held.
+    assert not any("Ada" in (a["after"] or "") or "1815" in (a["after"] or "") for a in audit)
+    updated = [a for a in audit if a["action"] == "updateContact"]
+    assert len(updated) == 1 and updated[0]["after"] == '{"erased": true}'
     assert all(a["target_id"].startswith("sha256:") for a in audit if a["target_type"] == "person")
 
     # Dialling the campaign again reaches the new contact only: never the erased person.

@@ -52,6 +52,25 @@ FROM dnc_registry_numbers r JOIN dnc_registries g ON g.id = r.registry_id
 WHERE r.number = ANY ($1::text[])
 ORDER BY 2, 1;
 
+-- name: person_audit
+-- The audit log's rows about their contacts and their calls (a change's before and after
+-- hold the contact's data).
+SELECT id, at, username, role, via, action, target_type, target_id, before, after
+FROM audit_log
+WHERE (target_type = 'contact' AND target_id = ANY (SELECT id::text FROM unnest($1::bigint[]) AS id))
+   OR (target_type = 'attempt' AND target_id = ANY (
+           SELECT id::text FROM attempts WHERE contact_id = ANY ($1::bigint[])))
+ORDER BY id;
+
+-- name: erase_person_audit
+-- The audit log keeps who did what when to their contacts and calls, not what the rows held.
+UPDATE audit_log
+SET before = CASE WHEN before IS NOT NULL THEN '{"erased": true}'::jsonb END,
+    after = CASE WHEN after IS NOT NULL THEN '{"erased": true}'::jsonb END
+WHERE (target_type = 'contact' AND target_id = ANY (SELECT id::text FROM unnest($1::bigint[]) AS id))
+   OR (target_type = 'attempt' AND target_id = ANY (
+           SELECT id::text FROM attempts WHERE contact_id = ANY ($1::bigint[])));
+
 -- name: person_in_call
 SELECT EXISTS (SELECT 1 FROM attempts WHERE contact_id = ANY ($1::bigint[]) AND state <> 'ended');
 
