@@ -1,9 +1,9 @@
 """Who called whom, as the stack's far end (sipp) saw it: one line per INVITE.
 
 farend.xml logs each INVITE's dialled number (the Request-URI's user) and caller ID (the
-From's user) to ``farend_<pid>_logs.log`` in the stack's state directory
-(``SIPP_COUNTS_DIR`` of ``scripts/stack env``; sipp runs with ``-trace_logs``): what the
-caller-ID tests compare with our database, from the other end of the line.
+From's user) to ``farend_<pid>_logs.log`` in its PBX's directory (``PBX<n>_DIR`` of
+``scripts/stack env``; sipp runs with ``-trace_logs``): what the caller-ID tests compare
+with our database, from the other end of the line.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 _LINE = re.compile(r"INVITE dialled=(\S*) caller=(\S*)")
 
 
-def _log_file(stack: Any) -> Path:
-    directory = Path(stack.env["SIPP_COUNTS_DIR"])
+def _log_file(stack: Any, pbx: int = 1) -> Path:
+    directory = Path(stack.env[f"PBX{pbx}_DIR"])
     files = sorted(directory.glob("farend_*_logs.log"), key=lambda p: p.stat().st_mtime)
     if not files:
         raise AssertionError(
             f"no sipp log in {directory}: the stack's sipp was started without -trace_logs "
-            "(restart the stack: scripts/stack stop, then start)"
+            "(restart it: scripts/stack sipp-stop N, then sipp-start N)"
         )
     return files[-1]
 
