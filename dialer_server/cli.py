@@ -19,7 +19,7 @@ from .observability.logs import setup_logging
 logger = logging.getLogger(__name__)
 
 
-_SECRET_KEYS = {"secret", "auth_header", "password"}
+_SECRET_KEYS = {"secret", "auth_header", "password", "hash_key"}
 
 # Exit statuses: 2 for what only a person can fix (packaging/dialer-server.service does
 # not restart it: RestartPreventExitStatus=2), 1 for the rest (restarted). A refused AMI
@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_import_parser(sub)
     _add_campaign_parser(sub)
     _add_user_parser(sub)
+    _add_dnc_parser(sub)
+    _add_person_parser(sub)
     return parser
 
 
@@ -83,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_campaign(config, args, sys.stdout))
         elif args.command == "user":
             return asyncio.run(_user(config, args, sys.stdout))
+        elif args.command == "dnc":
+            return asyncio.run(_dnc(config, args, sys.stdout, sys.stderr))
+        elif args.command == "person":
+            return asyncio.run(_person(config, args, sys.stdout))
     except DialerError as exc:
         return _fail(exc, exit_status(exc))
     except KeyboardInterrupt:
@@ -124,6 +130,18 @@ def _add_import_parser(sub: Any) -> None:
     imp.add_argument(
         "--errors", type=int, default=20, metavar="N", help="row problems shown (default 20)"
     )
+    imp.add_argument(
+        "--dedup",
+        choices=("off", "campaign", "running"),
+        default="off",
+        help="duplicates by phone number: none sought (off, the default), in the campaign, "
+        "or in the campaign and every running campaign",
+    )
+    imp.add_argument(
+        "--skip-duplicates",
+        action="store_true",
+        help="leave duplicates out (default: store them as failed/$duplicate, never dialled)",
+    )
     imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
     imp.add_argument(
         "--progress",
@@ -134,7 +152,7 @@ def _add_import_parser(sub: Any) -> None:
 
 
 async def _import(config: Config, args: argparse.Namespace) -> int:
-    from .contacts.importer import run_import_command
+    from .contacts.importer import Dedup, run_import_command
 
     pool = await create_pool(config.database)
     try:
@@ -147,6 +165,8 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
             as_json=args.json,
             show_progress=args.progress,
             keep_report_days=config.import_.report_days,
+            dedup=Dedup(args.dedup, "skip" if args.skip_duplicates else "keep"),
+            hash_key=config.privacy.hash_key or None,
         )
     finally:
         await pool.close()
@@ -269,6 +289,283 @@ async def _user(config: Config, args: argparse.Namespace, out: Any) -> int:
     finally:
         await pool.close()
     return 0
+
+
+def _add_dnc_parser(sub: Any) -> None:
+    dnc = sub.add_parser(
+        "dnc",
+        help="national do-not-call registries: load (replace or merge), list, delete",
+        description="National do-not-call registries, straight from the database (the "
+        "settings as for run). A load reads a file of one number a line, or a CSV whose first "
+        "column is the number (gzip too), and swaps it in for every daemon at once. Loads "
+        "and deletions are recorded in the audit log (via cli).",
+    )
+    actions = dnc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    load = actions.add_parser("load", help="load a registry's file")
+    load.add_argument("name", help="the registry (a-z 0-9 _ -), e.g. us-national")
+    load.add_argument("file", type=Path, help="one number a line, or CSV; .gz or not")
+    load.add_argument("--region", help="how national numbers are read, e.g. US (new registry)")
+    load.add_argument(
+        "--mode",
+        choices=("replace", "merge"),
+        default="replace",
+        help="replace (default): the file is the registry from now on; merge: added to it",
+    )
+    load.add_argument(
+        "--expires-at",
+        metavar="TIME",
+        help="when the loaded entries stop counting, e.g. 2025-07-01T00:00:00Z (default never)",
+    )
+    load.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    actions.add_parser("list", help="every registry, a line each")
+    delete = actions.add_parser("delete", help="delete a registry and its numbers")
+    delete.add_argument("name")
+
+
+async def _dnc(config: Config, args: argparse.Namespace, out: Any, err: Any) -> int:
+    from datetime import datetime
+
+    from .campaigns import dnc_registries
+
+    expires_at = None
+    if getattr(args, "expires_at", None):
+        try:
+            expires_at = datetime.fromisoformat(args.expires_at)
+        except ValueError:
+            expires_at = None
+        if expires_at is None or expires_at.tzinfo is None:
+            raise DialerError("--expires-at must be a date and time with a time zone")
+    pool = await create_pool(config.database)
+    try:
+        if args.action == "load":
+            result = await _dnc_load(pool, args, expires_at, err)
+            registry = result.registry
+            print(
+                f"{args.file.name} -> registry {registry['name']} ({registry['region']}, "
+                f"{result.mode}): {result.read} numbers read, {result.loaded} loaded, "
+                f"{result.rejected} refused in {result.seconds:.1f} s "
+                f"({result.rate:,.0f} numbers/s); {registry['entries']} entries",
+                file=out,
+            )
+            for problem in result.problems:
+                print(f"  line {problem.line}: {problem.reason}", file=out)
+            return 3 if result.rejected else 0
+        async with pool.acquire() as conn, conn.transaction():
+            if args.action == "list":
+                lines = [["name", "region", "entries", "loaded_at", "mode", "file"]]
+                for row in await dnc_registries.list_registries(conn):
+                    loaded = row["loaded_at"]
+                    lines.append(
+                        [
+                            row["name"],
+                            row["region"],
+                            str(row["entries"]),
+                            loaded.isoformat(timespec="seconds") if loaded else "-",
+                            row["last_mode"] or "-",
+                            row["last_file"] or "-",
+                        ]
+                    )
+                _print_table(out, lines)
+            else:
+                before = await dnc_registries.delete(conn, args.name)
+                await _cli_audit(
+                    conn, "deleteDncRegistry", "dnc_registry", args.name, before=before
+                )
+                print(f"registry {args.name} deleted ({before['entries']} entries)", file=out)
+    finally:
+        await pool.close()
+    return 0
+
+
+async def _dnc_load(pool: Any, args: argparse.Namespace, expires_at: Any, err: Any) -> Any:
+    from .campaigns import dnc_registries
+    from .contacts.importer import ProgressBar
+
+    try:
+        stream = await asyncio.to_thread(args.file.open, "rb")
+        size = (await asyncio.to_thread(args.file.stat)).st_size
+    except OSError as exc:
+        raise DialerError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    show = err.isatty() if args.progress is None else args.progress
+    bar = ProgressBar(err) if show else None
+    taken = 0
+
+    async def chunks() -> Any:
+        nonlocal taken
+        while data := await asyncio.to_thread(stream.read, 1024 * 1024):
+            taken += len(data)
+            yield data
+
+    def progress(numbers: int, _decoded: int) -> None:
+        if bar is not None:
+            bar(numbers, taken / size if size else None)
+
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            result = await dnc_registries.load(
+                conn,
+                args.name,
+                chunks(),
+                region=args.region,
+                mode=args.mode,
+                expires_at=expires_at,
+                file_name=args.file.name[:255],
+                progress=progress,
+            )
+            await _cli_audit(
+                conn,
+                "loadDncRegistry",
+                "dnc_registry",
+                args.name,
+                after={
+                    "mode": args.mode,
+                    "loaded": result.loaded,
+                    "rejected": result.rejected,
+                    "entries": result.registry["entries"],
+                    "file": args.file.name,
+                },
+            )
+    finally:
+        await asyncio.to_thread(stream.close)
+    if bar is not None:
+        bar.end()
+    return result
+
+
+def _add_person_parser(sub: Any) -> None:
+    person = sub.add_parser(
+        "person",
+        help="data rights (GDPR): find, export or erase a person across every campaign",
+        description="A person is every contact with the number (any phone) or the CRM's "
+        "external id, in every campaign. An erasure needs [privacy] hash_key and is recorded "
+        "in the audit log (via cli), as is an export.",
+    )
+    actions = person.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("find", "their contacts, a line each"),
+        ("export", "everything held about them, as JSON (stdout, or --out)"),
+        ("erase", "erase them (asks first, unless --yes)"),
+    ):
+        one = actions.add_parser(action, help=text)
+        one.add_argument("--phone", help="a number of theirs (E.164, or national with --region)")
+        one.add_argument("--external-id", help="the CRM's id of them")
+        one.add_argument("--region", default="US", help="how a national number is read")
+        if action == "export":
+            one.add_argument("--out", type=Path, help="write the JSON here")
+        if action == "erase":
+            one.add_argument("--yes", action="store_true", help="do not ask")
+
+
+async def _person(config: Config, args: argparse.Namespace, out: Any) -> int:
+    import json
+
+    from .contacts import data_rights
+
+    who = data_rights.who(args.phone, args.external_id, args.region)
+    key = config.privacy.hash_key or None
+    target = (
+        data_rights.hash_prefix(key, who.numbers[0])
+        if key and who.numbers
+        else ("external_id" if who.external_id else "-")
+    )
+    pool = await create_pool(config.database)
+    try:
+        if args.action == "erase":
+            async with pool.acquire() as conn:
+                found = await data_rights.find(conn, who)
+            if not found:
+                print("no contact matches: nothing to erase", file=out)
+                return 0
+            if not args.yes:
+                question = f"erase {len(found)} contacts in every campaign? [y/N] "
+                answer = await asyncio.to_thread(input, question)
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing erased", file=out)
+                    return 1
+            async with pool.acquire() as conn, conn.transaction():
+                done = await data_rights.erase(conn, who, key=key)
+                await _cli_audit(
+                    conn,
+                    "erasePerson",
+                    "person",
+                    target,
+                    after={"contacts": done.contacts, "attempts": done.attempts},
+                )
+            done = await data_rights.delete_recordings(done, config.recording.dir)
+            print(
+                f"erased: {done.contacts} contacts, {done.attempts} attempts, {done.numbers} "
+                f"numbers kept as a keyed hash, {done.recordings_deleted} recordings deleted"
+                + (f", {done.recordings_missing} not found" if done.recordings_missing else ""),
+                file=out,
+            )
+            for failure in done.recordings_failed:
+                print(f"  recording not deleted: {failure}", file=out)
+            return 1 if done.recordings_failed else 0
+        async with pool.acquire() as conn, conn.transaction():
+            if args.action == "find":
+                lines = [["contact", "campaign", "external_id", "phones", "state", "status"]]
+                for c in await data_rights.find(conn, who):
+                    phones = " ".join(c[f"phone{i}"] for i in range(1, 6) if c[f"phone{i}"])
+                    lines.append(
+                        [
+                            str(c["id"]),
+                            f"{c['campaign_id']} {c['campaign_name']}",
+                            c["external_id"] or "-",
+                            phones or "-",
+                            c["state"],
+                            f"{c['status']}/{c['status_detail']}",
+                        ]
+                    )
+                _print_table(out, lines)
+                return 0
+            data = await data_rights.export(conn, who, key=key)
+            await _cli_audit(
+                conn, "exportPerson", "person", target, after={"contacts": len(data["contacts"])}
+            )
+        text = json.dumps(data, default=str, indent=1)
+        if args.out is not None:
+            await asyncio.to_thread(args.out.write_text, text + "\n")
+            print(f"{len(data['contacts'])} contacts written to {args.out}", file=out)
+        else:
+            print(text, file=out)
+    finally:
+        await pool.close()
+    return 0
+
+
+async def _cli_audit(
+    conn: Any,
+    action: str,
+    target_type: str,
+    target_id: str,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """An audit log row for a change made with the CLI: who is the machine's user."""
+    import getpass
+
+    from .accounts import audit
+    from .accounts.roles import ADMIN, Principal
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    entry = audit.Entry(action, target_type, target_id, before, after)
+    await audit.write(
+        conn,
+        Principal(username=f"cli:{who}"[:64], role=ADMIN),
+        via="cli",
+        method="CLI",
+        path="dialer-server " + " ".join(sys.argv[1:3])[:200],
+        entry=entry,
+    )
 
 
 def _strategy_text(campaign: Any) -> str:

@@ -11,6 +11,7 @@ the pool is one PBX built from ``[ami]`` and ``dialing.trunk`` (``Config.pool``)
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -234,8 +235,9 @@ def parse_api_tokens(text: str) -> tuple[ApiToken, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class WebhooksConfig:
-    # Events are POSTed to url, signed with secret (HMAC-SHA256). No url, or
-    # enabled = false: webhooks are off, and no events are recorded.
+    # Events are POSTed to url, signed with secret (HMAC-SHA256), unless their
+    # campaign has a hook of its own (set over the API). No url: only those
+    # campaigns get events. enabled = false: nothing is sent at all.
     enabled: bool = True
     url: str = ""
     secret: str = dataclasses.field(default="", repr=False)
@@ -250,10 +252,54 @@ class WebhooksConfig:
     batch_size: int = 20
     # Delivered events are deleted after this many days (0: kept forever).
     retention_days: float = 7.0
+    # Host names, addresses and networks (CIDR) that campaigns' own hooks, set over
+    # the API, may lead to although they are loopback, link-local or cloud metadata
+    # addresses (refused otherwise), comma-separated: "127.0.0.1, crm.internal".
+    allowed_hosts: str = ""
 
     @property
     def active(self) -> bool:
+        """The daemon's own hook is on (a url, and enabled)."""
         return self.enabled and bool(self.url)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclasses.dataclass(frozen=True)
+class AllowedHosts:
+    """``[webhooks] allowed_hosts``: host names, addresses and networks a campaign's hook
+    may lead to although they are loopback, link-local or cloud metadata."""
+
+    names: frozenset[str] = frozenset()
+    networks: tuple[Network, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> AllowedHosts:
+        """ValueError naming a bad entry."""
+        names: set[str] = set()
+        networks: list[Network] = []
+        for entry in (e.strip() for e in text.split(",")):
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            labels = entry.rstrip(".").split(".")
+            if not all(
+                re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", x) for x in labels
+            ):
+                raise ValueError(f"{entry!r} is not a host name, an address or a network")
+            names.add(entry.lower().rstrip("."))
+        return cls(frozenset(names), tuple(networks))
+
+    def allows_name(self, host: str) -> bool:
+        return host.lower().rstrip(".") in self.names
+
+    def allows_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in net for net in self.networks if net.version == address.version)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,6 +358,36 @@ class ImportConfig:
     # How long the report of an import (its counts and every problem of its rejected
     # rows: GET /api/v1/imports/{id}/report) is kept, in days. Every import has one.
     report_days: float = 7.0
+    # Dedup of the drop folder's imports by phone number: "off", "campaign" (a number
+    # the campaign has already) or "running" (any running campaign has); duplicates are
+    # stored as failed/$duplicate ("keep") or left out ("skip").
+    dedup: str = "off"
+    duplicates: str = "keep"
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivacyConfig:
+    # The key of the keyed hash (HMAC-SHA256) an erased person's numbers are kept as,
+    # so that no import brings them back: at least 16 characters, never changed once
+    # a person was erased (the daemon refuses a key other than the one it was used
+    # with). Empty: erasing is refused. Masked by check-config.
+    hash_key: str = dataclasses.field(default="", repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingConfig:
+    # Where this daemon finds the recordings of answered calls: the folder Asterisk's
+    # MixMonitor writes to (its spool's monitor/dialer, e.g.
+    # /var/spool/asterisk/monitor/dialer), as this machine sees it: the same folder
+    # when Asterisk runs here, shared storage (NFS...) mounted here when it does not.
+    # Empty: recordings are made but never found (the API says so).
+    dir: str = ""
+    # Recordings are deleted after this many days, unless the campaign says otherwise.
+    retention_days: float = 90.0
+    # How often new recordings are looked for, and old ones deleted.
+    scan_interval_s: float = 5.0
+    # A recording not found this long after its call ended is "missing".
+    missing_after_s: float = 60.0
 
 
 SMTP_TLS = ("none", "starttls", "tls")
@@ -366,6 +442,8 @@ class Config:
     desk: DeskConfig = dataclasses.field(default_factory=DeskConfig)
     flows: FlowsConfig = dataclasses.field(default_factory=FlowsConfig)
     smtp: SmtpConfig = dataclasses.field(default_factory=SmtpConfig)
+    privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
+    recording: RecordingConfig = dataclasses.field(default_factory=RecordingConfig)
     # The [import] section ("import" is a Python keyword).
     import_: ImportConfig = dataclasses.field(
         default_factory=ImportConfig, metadata={"section": "import"}
@@ -579,11 +657,29 @@ def _validate(config: Config) -> None:
     _validate_webhooks(config.webhooks)
     if not 0 < config.import_.report_days <= 3650:
         raise ConfigError("config key import.report_days must be more than 0 and at most 3650")
+    if config.import_.dedup not in ("off", "campaign", "running"):
+        raise ConfigError("config key import.dedup must be one of off, campaign, running")
+    if config.import_.duplicates not in ("keep", "skip"):
+        raise ConfigError("config key import.duplicates must be one of keep, skip")
     if config.import_.poll_interval_s <= 0 or config.import_.settle_s < 0:
         raise ConfigError("config keys import.poll_interval_s/settle_s must be > 0 and >= 0")
     parse_api_tokens(config.api.tokens)
     _validate_desk(config)
     _validate_flows(config)
+    _validate_privacy_and_recording(config)
+
+
+def _validate_privacy_and_recording(config: Config) -> None:
+    key = config.privacy.hash_key
+    if key and (len(key) < 16 or any(c.isspace() for c in key)):
+        raise ConfigError("config key privacy.hash_key must be at least 16 characters, no spaces")
+    recording = config.recording
+    if recording.dir and not recording.dir.startswith("/"):
+        raise ConfigError("config key recording.dir must be an absolute path")
+    if recording.retention_days <= 0:
+        raise ConfigError("config key recording.retention_days must be > 0")
+    if recording.scan_interval_s <= 0 or recording.missing_after_s <= 0:
+        raise ConfigError("config keys recording.scan_interval_s/missing_after_s must be > 0")
 
 
 def _validate_flows(config: Config) -> None:
@@ -643,6 +739,10 @@ def _validate_webhooks(hooks: WebhooksConfig) -> None:
         raise ConfigError("config key webhooks.batch_size must be >= 1")
     if hooks.retention_days < 0:
         raise ConfigError("config key webhooks.retention_days must be >= 0")
+    try:
+        AllowedHosts.parse(hooks.allowed_hosts)
+    except ValueError as exc:
+        raise ConfigError(f"config key webhooks.allowed_hosts: {exc}") from None
 
 
 def _validate_pool(config: Config) -> None:

@@ -26,6 +26,7 @@ from aiohttp import web
 from .accounts.audit import AuditRetention
 from .api.app import Services, create_app, server_options
 from .campaigns import flows as flow_store
+from .campaigns.recordings import RecordingKeeper
 from .config import Config
 from .contacts.drop_folder import DropFolder
 from .db.migrations import migrate
@@ -175,9 +176,23 @@ class Daemon:
                         pbx.roster.run(self.shutdown_event), name=f"agents-{pbx.name}"
                     ),
                 ]
+            tasks.append(
+                asyncio.create_task(
+                    # Notes each call's recording as it is written, deletes old ones.
+                    RecordingKeeper(
+                        self.pool, self.config.recording, outage=self.outage, metrics=self.metrics
+                    ).run(self.shutdown_event),
+                    name="recordings",
+                )
+            )
             if self.config.import_.drop_dir:
                 # The drop folder is optional: off unless [import] drop_dir is set.
-                drop_folder = DropFolder(self.pool, self.config.import_, outage=self.outage)
+                drop_folder = DropFolder(
+                    self.pool,
+                    self.config.import_,
+                    outage=self.outage,
+                    hash_key=self.config.privacy.hash_key or None,
+                )
                 tasks.append(
                     asyncio.create_task(drop_folder.run(self.stop_event), name="drop-folder")
                 )

@@ -46,6 +46,7 @@ WEBHOOK_TYPES = (
     "campaign.state_changed",
     "attempt.disposition",
     "attempt.connected",
+    "campaign.trunk_errors",
 )
 # Live events: in the stream only, never sent as webhooks.
 LIVE_TYPES = ("agent.state",)

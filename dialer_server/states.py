@@ -51,6 +51,8 @@ PREDEFINED_DETAILS = (
     "$duplicate",
     "$invalid_contact",
     "$locked_number",
+    # Data rights: the person asked to be forgotten (contacts/data_rights.py).
+    "$erased",
 )
 
 CAMPAIGN_STATES = ("stopped", "running", "paused", "completed")

@@ -9,10 +9,20 @@ engine, the API, the CLI). This module only drains the outbox:
   lease being a pushed-back due time), so daemons sharing a database never send
   the same event at once; a daemon that dies mid-send leaves the event due again
   when its lease ends: delivery is at least once, never at most once;
-- each event is POSTed as the exact body stored in the outbox, signed with
-  HMAC-SHA256 (``sign``); a 2xx answer delivers it, anything else (an error
+- each event is POSTed as the exact body stored in the outbox to its hook: the
+  daemon's ``[webhooks] url``, or its campaign's own (``campaign_webhooks``, fixed
+  when the event was written: an event meant for one campaign's CRM never goes to
+  another's). It is signed with HMAC-SHA256 (``sign``) under that hook's secret,
+  and while a campaign's secret is being rotated, under the previous one too (two
+  signatures in one header). A 2xx answer delivers it, anything else (an error
   status, a timeout, a refused connection) schedules a retry with capped
-  exponential backoff and jitter (``backoff_s``), forever;
+  exponential backoff and jitter (``backoff_s``), forever; an event whose
+  campaign's hook was removed since is dropped (delivered_at set, last_error says
+  why), never sent elsewhere;
+- a campaign's URL was set over the API: it may not lead to a loopback,
+  link-local or cloud-metadata address unless ``[webhooks] allowed_hosts`` lists
+  it (``url_problem``, ``address_problem``), checked when it is set and again at
+  every connection (a name may resolve elsewhere later);
 - the events of one contact (or one campaign) go out one after the other, in
   the order they were written;
 - NOTIFY on ``dialer_webhooks`` wakes the sender; polling is the fallback, and
@@ -27,20 +37,25 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
+import errno
 import hashlib
 import hmac
+import ipaddress
 import logging
 import random
+import socket
 import time
 import urllib.parse
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
 import asyncpg
 
 from . import __version__
-from .config import DatabaseConfig, WebhooksConfig
+from .config import AllowedHosts, DatabaseConfig, WebhooksConfig
 from .db.outage import SESSION_ERRORS, TRANSIENT_ERRORS, Outage
 from .db.queries import queries_of
 from .observability.metrics import Metrics
@@ -49,7 +64,6 @@ query = queries_of(__name__)
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPES = ("contact.final_state", "attempt.result", "campaign.state_changed")
 NOTIFY_CHANNEL = "dialer_webhooks"
 TIMESTAMP_HEADER = "X-Dialer-Timestamp"
 SIGNATURE_HEADER = "X-Dialer-Signature"
@@ -80,17 +94,155 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def request_headers(
-    *, event_id: str, event_type: str, body: bytes, secret: str, timestamp: int
+    *,
+    event_id: str,
+    event_type: str,
+    body: bytes,
+    secret: str,
+    timestamp: int,
+    previous_secret: str | None = None,
 ) -> dict[str, str]:
-    """Every header of one delivery of an event."""
+    """Every header of one delivery of an event.
+
+    With ``previous_secret`` (a rotation's grace period) the signature header lists
+    two signatures, the current secret's first: ``sha256=<new>, sha256=<old>``. A
+    receiver accepts the event when one of them is right, so it may switch to the
+    new secret at any moment of the grace period.
+    """
+    signature = sign(secret, timestamp, body)
+    if previous_secret:
+        signature += ", " + sign(previous_secret, timestamp, body)
     return {
         "Content-Type": "application/json",
         "User-Agent": f"dialer-server/{__version__}",
         IDEMPOTENCY_HEADER: event_id,
         EVENT_HEADER: event_type,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        SIGNATURE_HEADER: signature,
     }
+
+
+# --- where a campaign's hook may lead ----------------------------------------------------
+
+# Never reachable through a URL set over the API unless allowed: the host itself
+# (loopback), its link (link-local, where clouds serve instance metadata and
+# credentials), "any address", and the metadata services that live elsewhere.
+_METADATA = (
+    ipaddress.ip_network("169.254.169.254/32"),  # AWS, GCP, Azure, OpenStack...
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
+    ipaddress.ip_network("168.63.129.16/32"),  # Azure's platform endpoint
+)
+_METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+
+
+def address_problem(text: str, allowed: AllowedHosts) -> str | None:
+    """Why a campaign's hook may not connect to the address ``text``, or None."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return f"{text!r} is not an address"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if allowed.allows_address(address):
+        return None
+    if address.is_loopback:
+        return f"{address} is a loopback address"
+    if address.is_unspecified:
+        return f"{address} is not a destination"
+    if any(address in network for network in _METADATA if network.version == address.version):
+        return f"{address} is a cloud metadata address"
+    if address.is_link_local:
+        return f"{address} is a link-local address (where clouds serve instance metadata)"
+    return None
+
+
+def url_problem(url: str, allowed: AllowedHosts) -> str | None:
+    """Why ``url`` cannot be a campaign's hook as written (scheme, host, an address
+    literal that is not allowed), or None. Names are resolved by :func:`check_url`."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    host = parts.hostname
+    if not host:
+        return "has no host"
+    if parts.fragment:
+        return "may not have a #fragment (it is never sent)"
+    if allowed.allows_name(host):
+        return None
+    if host.rstrip(".").lower() in _METADATA_NAMES:
+        return f"{host} is a cloud metadata service"
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None  # a name: its addresses are checked once resolved
+    return address_problem(host, allowed)
+
+
+# Resolving a hook's host name at set time: a slow resolver must not hold the request.
+RESOLVE_TIMEOUT_S = 5.0
+
+
+async def check_url(url: str, allowed: AllowedHosts) -> str | None:
+    """:func:`url_problem`, then every address the host name resolves to."""
+    problem = url_problem(url, allowed)
+    if problem is not None:
+        return problem
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if allowed.allows_name(host):
+        return None
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return None  # an address literal, checked by url_problem
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
+        )
+    except (OSError, TimeoutError, UnicodeError, ValueError) as exc:
+        # (a name IDNA cannot encode is a UnicodeError: no such host either)
+        return f"its host {host!r} does not resolve ({exc or 'timed out'})"
+    return _addresses_problem(host, (str(info[4][0]) for info in infos), allowed)
+
+
+def _addresses_problem(host: str, addresses: Iterable[str], allowed: AllowedHosts) -> str | None:
+    for address in addresses:
+        problem = address_problem(address, allowed)
+        if problem is not None:
+            return f"its host {host!r} resolves to {problem}"
+    return None
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """The resolver of the connections to campaigns' hooks: refuses a name that
+    resolves to an address those may not reach, at every connection (a name that
+    was fine when the URL was set may lead elsewhere later)."""
+
+    def __init__(self, allowed: AllowedHosts) -> None:
+        self._allowed = allowed
+        self._resolver = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        found = await self._resolver.resolve(host, port, family)
+        if not self._allowed.allows_name(host):
+            problem = _addresses_problem(host, (r["host"] for r in found), self._allowed)
+            if problem is not None:
+                # (aiohttp shows an OSError's strerror only)
+                raise OSError(errno.EACCES, f"not connecting: {problem}")
+        return found
+
+    async def close(self) -> None:
+        await self._resolver.close()
 
 
 def backoff_s(failures: int, *, min_s: float, max_s: float, jitter: float) -> float:
@@ -138,12 +290,24 @@ def retry_delay_s(
 
 @dataclasses.dataclass(frozen=True)
 class Delivery:
-    """What one POST of an event gave."""
+    """What one POST of an event gave. ``dropped``: not sent, never will be."""
 
     event_id: str
     delivered: bool
     error: str = ""
     retry_in_s: float = 0.0
+    dropped: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Hook:
+    """Where one event goes and the secrets it is signed with; ``guarded``: a URL set
+    over the API (a campaign's), whose connections are checked."""
+
+    url: str
+    secret: str
+    previous_secret: str | None = None
+    guarded: bool = False
 
 
 async def record_events(pool: Any, config: WebhooksConfig) -> None:
@@ -156,13 +320,19 @@ async def record_events(pool: Any, config: WebhooksConfig) -> None:
         await conn.execute(query("set_webhooks_recording"), config.active)
     if config.active:
         logger.info(
-            "webhooks on: events are recorded and sent to %s",
+            "webhooks on: events are recorded and sent to %s, or to their campaign's own hook",
             _origin(config.url),
+            extra={"action": "webhooks"},
+        )
+    elif config.enabled:
+        logger.info(
+            "no webhooks.url: only campaigns with a hook of their own get events",
             extra={"action": "webhooks"},
         )
     else:
         logger.info(
-            "webhooks off (no webhooks.url): no events are recorded",
+            "webhooks off (webhooks.enabled = false): no event is sent; campaigns' own "
+            "hooks still record theirs, sent once webhooks are on again",
             extra={"action": "webhooks"},
         )
 
@@ -200,30 +370,39 @@ class WebhookSender:
         self._unsaved: list[Delivery] = []
         self._next_cleanup = 0.0
         self.outage = outage if outage is not None else Outage()
-        self._crm_failing = False
+        self._allowed = AllowedHosts.parse(config.allowed_hosts)
+        # The origins whose deliveries fail now (one log line when it starts and ends).
+        self._failing: set[str] = set()
+        # (the daemon's hook's session, the campaigns' hooks' guarded one), while running.
+        self._sessions: tuple[aiohttp.ClientSession, ...] = ()
         self._random = random.Random()
         # Events this sender delivered, and deliveries that failed (for metrics).
         self.delivered = 0
         self.failed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        if not self.config.active:
+        if not self.config.enabled:
             await stop.wait()
             return
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        guarded = aiohttp.TCPConnector(resolver=GuardedResolver(self._allowed))
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            aiohttp.ClientSession(timeout=timeout, connector=guarded) as campaigns_session,
+        ):
+            self._sessions = (session, campaigns_session)
             try:
-                await self._loop(session, stop)
+                await self._loop(stop)
             finally:
                 await self._unlisten()
 
-    async def _loop(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
+    async def _loop(self, stop: asyncio.Event) -> None:
         db_delay = 0.2
         while not stop.is_set():
             idle_s: float
             try:
                 await self._listen()
-                if await self._step(session):
+                if await self._step():
                     db_delay = 0.2
                     self.outage.back()
                     continue  # something was due: look again at once
@@ -240,7 +419,7 @@ class WebhookSender:
                 idle_s = 1.0
             await self._sleep(stop, idle_s)
 
-    async def _step(self, session: aiohttp.ClientSession) -> int:
+    async def _step(self) -> int:
         """Lease the due events, POST them, record the results; how many were leased."""
         await self._flush()
         # Cleared before looking: a NOTIFY from now on means "look again".
@@ -250,33 +429,67 @@ class WebhookSender:
                 query("claim_webhooks"),
                 self.config.batch_size,
                 self.config.timeout_s + LEASE_MARGIN_S,
+                self.config.active,
             )
         if not rows:
             return 0
         rows = sorted(rows, key=lambda r: r["seq"])
-        self._unsaved += await asyncio.gather(*(self._post(session, row) for row in rows))
+        self._unsaved += await asyncio.gather(*(self._deliver(row) for row in rows))
         await self._flush()
         return len(rows)
 
-    async def _post(self, session: aiohttp.ClientSession, row: Any) -> Delivery:
+    def hook_of(self, row: Any) -> Hook | None:
+        """Where a leased event goes: its campaign's hook, or the daemon's; None when
+        its campaign's hook is gone."""
+        if row["hook_campaign_id"] is None:
+            return Hook(self.config.url, self.config.secret)
+        if row["hook_url"] is None:
+            return None
+        previous = row["hook_previous_secret"] if row["hook_rotating"] else None
+        return Hook(row["hook_url"], row["hook_secret"], previous, guarded=True)
+
+    async def _deliver(self, row: Any) -> Delivery:
+        hook = self.hook_of(row)
+        if hook is None:
+            logger.warning(
+                "webhook %s not sent: campaign %s's own hook was removed (or the campaign "
+                "deleted) since the event was written",
+                row["id"],
+                row["hook_campaign_id"],
+                extra={"action": "webhook", "event_id": str(row["id"])},
+            )
+            return Delivery(
+                str(row["id"]),
+                False,
+                "not sent: the campaign's own webhook was removed after the event was written",
+                dropped=True,
+            )
+        return await self._post(hook, row)
+
+    async def _post(self, hook: Hook, row: Any) -> Delivery:
         event_id = str(row["id"])
         body = row["body"].encode()
         headers = request_headers(
             event_id=event_id,
             event_type=row["event_type"],
             body=body,
-            secret=self.config.secret,
+            secret=hook.secret,
             timestamp=int(time.time()),
+            previous_secret=hook.previous_secret,
         )
+        session = self._sessions[1] if hook.guarded else self._sessions[0]
+        origin = _origin(hook.url)
         retry_after: float | None = None
         try:
+            if hook.guarded and (problem := url_problem(hook.url, self._allowed)):
+                raise OSError(f"not connecting: {problem}")
             # ClientTimeout bounds the request; this bounds everything around it too.
             async with asyncio.timeout(self.config.timeout_s + 1):
                 async with session.post(
-                    self.config.url, data=body, headers=headers, allow_redirects=False
+                    hook.url, data=body, headers=headers, allow_redirects=False
                 ) as resp:
                     if 200 <= resp.status < 300:
-                        self._crm_ok()
+                        self._crm_ok(origin)
                         self.delivered += 1
                         if self.metrics is not None:
                             self.metrics.webhook_deliveries.inc()
@@ -295,7 +508,7 @@ class WebhookSender:
             logger.exception("webhook %s: unexpected error", event_id, extra={"action": "webhook"})
             error = f"{type(exc).__name__}: {exc}"
         delay = retry_delay_s(row["attempts"], retry_after, self.config, self._random.random())
-        self._crm_failed(error)
+        self._crm_failed(origin, error)
         self.failed += 1
         if self.metrics is not None:
             self.metrics.webhook_delivery_failures.inc()
@@ -317,6 +530,10 @@ class WebhookSender:
                 done = self._unsaved[0]
                 if done.delivered:
                     await conn.execute(query("webhook_delivered"), done.event_id)
+                elif done.dropped:
+                    await conn.execute(query("webhook_dropped"), done.event_id, done.error)
+                    if self.metrics is not None:
+                        self.metrics.webhook_events_dropped.inc()
                 else:
                     await conn.execute(
                         query("webhook_failed"), done.event_id, done.retry_in_s, done.error
@@ -326,7 +543,7 @@ class WebhookSender:
     async def _idle_s(self) -> float:
         """How long to wait for the next due event (a NOTIFY may cut it short)."""
         async with self.pool.acquire() as conn:
-            due_in = await conn.fetchval(query("next_webhook_due_in"))
+            due_in = await conn.fetchval(query("next_webhook_due_in"), self.config.active)
         if due_in is None:
             return self.config.poll_interval_s
         return min(max(float(due_in), MIN_IDLE_S), self.config.poll_interval_s)
@@ -418,23 +635,21 @@ class WebhookSender:
                 await asyncio.wait_for(conn.close(), 2.0)
 
     # --- health, for the logs ---------------------------------------------------------
-    def _crm_failed(self, error: str) -> None:
-        if not self._crm_failing:
-            self._crm_failing = True
+    def _crm_failed(self, origin: str, error: str) -> None:
+        if origin not in self._failing:
+            self._failing.add(origin)
             logger.warning(
                 "webhook deliveries to %s failing, retrying with backoff: %s",
-                _origin(self.config.url),
+                origin,
                 error,
                 extra={"action": "webhook"},
             )
 
-    def _crm_ok(self) -> None:
-        if self._crm_failing:
-            self._crm_failing = False
+    def _crm_ok(self, origin: str) -> None:
+        if origin in self._failing:
+            self._failing.discard(origin)
             logger.info(
-                "webhook deliveries to %s succeed again",
-                _origin(self.config.url),
-                extra={"action": "webhook"},
+                "webhook deliveries to %s succeed again", origin, extra={"action": "webhook"}
             )
 
 

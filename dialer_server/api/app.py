@@ -17,6 +17,9 @@ from ..events import EventBroker
 from ..observability.metrics import Metrics
 from ..telephony.pbx_pool import PbxPool
 from . import (
+    attempts,
+    bulk,
+    caller_ids,
     campaigns,
     contacts,
     desk,
@@ -24,8 +27,11 @@ from . import (
     dnc,
     events,
     flows,
+    hooks,
     imports,
     pages,
+    persons,
+    recordings,
     strategies,
     supervisor,
     users,
@@ -155,11 +161,17 @@ async def metrics(request: web.Request) -> web.Response:
 
 OPERATIONS: list[Operation] = [
     *campaigns.OPERATIONS,
+    *hooks.OPERATIONS,
+    *caller_ids.OPERATIONS,
+    *attempts.OPERATIONS,
     *strategies.OPERATIONS,
     *flows.OPERATIONS,
     *contacts.OPERATIONS,
+    *bulk.OPERATIONS,
     *imports.OPERATIONS,
     *dnc.OPERATIONS,
+    *persons.OPERATIONS,
+    *recordings.OPERATIONS,
     *dispositions.OPERATIONS,
     *users.OPERATIONS,
     *events.OPERATIONS,

@@ -108,8 +108,8 @@ async def delete_campaign(request: web.Request) -> web.Response:
 
 async def get_agent_stats(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
-    start = _query_time(request, "from")
-    end = _query_time(request, "to")
+    start = query_time(request, "from")
+    end = query_time(request, "to")
     if start is not None and end is not None and end < start:
         raise InvalidInput(
             "query parameter to must not be before from", details=[_field("to", "before from")]
@@ -121,7 +121,8 @@ async def get_agent_stats(request: web.Request) -> web.Response:
     return respond(stats.to_json())
 
 
-def _query_time(request: web.Request, name: str) -> datetime | None:
+def query_time(request: web.Request, name: str) -> datetime | None:
+    """A date-time query parameter (with a time zone), in UTC; None when absent."""
     text = query_text(request, name, max_len=40)
     if text is None:
         return None

@@ -12,7 +12,7 @@ import re
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..accounts import audit
 from ..accounts.roles import READERS, WRITERS, Principal, check_roles, writes
+from ..campaigns import export, xlsx
 from ..config import ApiToken, Config
 from ..db.outage import Outage
 from ..errors import InvalidInput, RequestError
@@ -197,7 +198,7 @@ async def _audit(request: web.Request, conn: Any) -> None:
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
@@ -211,6 +212,49 @@ _dumps = functools.partial(json.dumps, default=_default)
 
 def respond(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
+
+
+def json_text(data: Any) -> str:
+    """``data`` as JSON text, with the API's own types (times, decimals, UUIDs)."""
+    return _dumps(data)
+
+
+async def stream_table(
+    request: web.Request,
+    *,
+    fmt: str,
+    filename: str,
+    sheet: str,
+    columns: Sequence[str],
+    free_text: frozenset[str],
+    batches: AsyncIterator[Sequence[Mapping[str, Any]]],
+) -> web.StreamResponse:
+    """A table file (CSV or XLSX) written to the client as its rows come, a batch at a
+    time: formatted off the event loop, sent before the next batch is read (a slow
+    client slows the reading, never grows memory). Call it once nothing can fail with a
+    JSON error any more: the status line goes out with the first bytes."""
+    media = export.XLSX_MEDIA_TYPE if fmt == "xlsx" else export.CSV_MEDIA_TYPE
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": media,
+            "Content-Disposition": f'attachment; filename="{filename}.{fmt}"',
+        }
+    )
+    await response.prepare(request)
+    if fmt == "xlsx":
+        workbook = xlsx.XlsxStream(sheet, columns)
+        async for batch in batches:
+            values = await asyncio.to_thread(export.xlsx_values, columns, batch)
+            await response.write(await asyncio.to_thread(workbook.rows, values))
+        await response.write(await asyncio.to_thread(workbook.close))
+    else:
+        await response.write(export.table_csv(columns, free_text, (), header=True))
+        async for batch in batches:
+            await response.write(
+                await asyncio.to_thread(export.table_csv, columns, free_text, batch)
+            )
+    await response.write_eof()
+    return response
 
 
 # --- path and query parameters ---------------------------------------------------

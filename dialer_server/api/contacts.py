@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -38,6 +38,7 @@ from .common import (
     query_text,
     read_json,
     respond,
+    stream_table,
     transaction,
 )
 from .schemas import common as s
@@ -118,6 +119,10 @@ async def upload_contacts(request: web.Request) -> web.Response:
                 all_or_nothing=bool(body.get("all_or_nothing", False)),
                 source="api",
                 keep_report_days=request.app[CONTEXT].config.import_.report_days,
+                dedup=contact_import.Dedup(
+                    body.get("dedup", "off"), body.get("duplicates", "keep")
+                ),
+                hash_key=request.app[CONTEXT].config.privacy.hash_key or None,
             )
         except contact_import.CampaignNotFound as exc:  # deleted meanwhile
             raise NotFound(str(exc)) from None
@@ -129,6 +134,10 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
     campaign_id = path_id(request, "campaign_id")
     fmt = query_text(request, "format", choices=("csv", "xlsx"))
     all_or_nothing = query_bool(request, "all_or_nothing")
+    dedup = contact_import.Dedup(
+        query_text(request, "dedup", choices=contact_import.DEDUP_SCOPES) or "off",
+        query_text(request, "duplicates", choices=contact_import.DUPLICATE_ACTIONS) or "keep",
+    )
     async with transaction(request) as conn:
         await campaigns.get(conn, campaign_id)  # 404 before reading a large body
     # The file goes to a temporary file as it arrives, then is read a chunk at a time:
@@ -150,6 +159,8 @@ async def upload_contacts_file(request: web.Request) -> web.Response:
                     all_or_nothing=all_or_nothing,
                     source="file",
                     keep_report_days=request.app[CONTEXT].config.import_.report_days,
+                    dedup=dedup,
+                    hash_key=request.app[CONTEXT].config.privacy.hash_key or None,
                 )
             except contact_import.CampaignNotFound as exc:  # deleted meanwhile
                 raise NotFound(str(exc)) from None
@@ -260,7 +271,9 @@ async def update_contact(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.CONTACT_UPDATE)
     async with transaction(request) as conn:
         before = await contacts.get(conn, contact_id)
-        row = await contacts.update(conn, contact_id, body)
+        row = await contacts.update(
+            conn, contact_id, body, hash_key=request.app[CONTEXT].config.privacy.hash_key or None
+        )
         note(request, "contact", contact_id, before=contact_json(before), after=contact_json(row))
     return respond(contact_json(row))
 
@@ -329,29 +342,29 @@ async def contact_attempts(request: web.Request) -> web.Response:
 async def export_results(request: web.Request) -> web.StreamResponse:
     campaign_id = path_id(request, "campaign_id")
     fmt = query_text(request, "format", choices=("csv", "xlsx")) or "csv"
-    filename = f"campaign-{campaign_id}-results.{fmt}"
-    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    if fmt == "xlsx":
-        async with transaction(request) as conn:
-            rows = [row async for row in contacts.export_rows(conn, campaign_id)]
-        data = await asyncio.to_thread(export.xlsx_bytes, rows)
-        return web.Response(body=data, content_type=export.XLSX_MEDIA_TYPE, headers=disposition)
-    async with transaction(request) as conn:
+    async with request.app[CONTEXT].pool.acquire() as conn, conn.transaction():
+        # One snapshot for the whole file: a cursor, read as the client takes the file.
         await campaigns.get(conn, campaign_id)  # a 404 is JSON, before streaming starts
-        response = web.StreamResponse(
-            headers={"Content-Type": export.CSV_MEDIA_TYPE, **disposition}
+
+        async def batches() -> AsyncIterator[Sequence[Mapping[str, Any]]]:
+            batch: list[Mapping[str, Any]] = []
+            async for row in contacts.export_rows(conn, campaign_id):
+                batch.append(row)
+                if len(batch) >= 1000:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+        return await stream_table(
+            request,
+            fmt=fmt,
+            filename=f"campaign-{campaign_id}-results",
+            sheet="results",
+            columns=export.COLUMNS,
+            free_text=export.FREE_TEXT,
+            batches=batches(),
         )
-        await response.prepare(request)
-        await response.write(export.csv_header())
-        batch: list[Mapping[str, Any]] = []
-        async for row in contacts.export_rows(conn, campaign_id):
-            batch.append(row)
-            if len(batch) >= 1000:
-                await response.write(export.csv_rows(batch))
-                batch = []
-        await response.write(export.csv_rows(batch))
-    await response.write_eof()
-    return response
 
 
 _CAMPAIGN = r"/api/v1/campaigns/{campaign_id:\d+}"
@@ -406,6 +419,8 @@ OPERATIONS = [
                 "Default: from the content type, the file name, or the content",
             ),
             s.query_param("all_or_nothing", {"type": "boolean", "default": False}),
+            s.query_param("dedup", {**schemas.DEDUP, "default": "off"}),
+            s.query_param("duplicates", {**schemas.DUPLICATES, "default": "keep"}),
         ),
         body={"required": True, "content": _FILE_TYPES},
         responses={
@@ -466,9 +481,10 @@ OPERATIONS = [
         "contacts",
         parameters=(s.CONTACT_ID,),
         body=s.json_body(schemas.CONTACT_UPDATE),
-        responses={"200": s.ok(s.ref("Contact")), **s.errors(*_WRITE_ERRORS)},
+        responses={"200": s.ok(s.ref("Contact")), **s.errors(*_WRITE_ERRORS, "409")},
         description="Phones are checked and stored in E.164 (read with the campaign's "
-        "default region); null empties a field (not phone1).",
+        "default region); null empties a field (not phone1). An erased person's number is "
+        "refused (422 number_erased); an erased contact cannot change (409 contact_erased).",
     ),
     Operation(
         "POST",

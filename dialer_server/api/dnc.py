@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
-from ..campaigns import do_not_call
+from ..accounts.roles import ADMINS
+from ..campaigns import dnc_registries, do_not_call
+from .campaigns import query_time
 from .common import (
     Operation,
+    UnsupportedMediaType,
+    body_chunks,
     note,
     nothing_changed,
     page,
@@ -166,4 +172,161 @@ def _operations(scope: str) -> list[Operation]:
     ]
 
 
-OPERATIONS = [*_operations("global"), *_operations("campaign")]
+# A registry file as sent (decoded when its Content-Encoding says gzip or deflate; a gzip
+# file sent as is is undone by the load): tens of millions of numbers.
+MAX_REGISTRY_BYTES = 4 * 1024**3
+REGISTRY_TYPES = frozenset(
+    {
+        "text/plain",
+        "text/csv",
+        "application/csv",
+        "application/gzip",
+        "application/x-gzip",
+        "application/octet-stream",
+    }
+)
+
+
+async def list_registries(request: web.Request) -> web.Response:
+    async with transaction(request) as conn:
+        rows = await dnc_registries.list_registries(conn)
+    return respond({"items": rows})
+
+
+async def get_registry(request: web.Request) -> web.Response:
+    name = path_text(request, "name")
+    async with transaction(request) as conn:
+        row = await dnc_registries.get(conn, name)
+    return respond(row)
+
+
+async def load_registry(request: web.Request) -> web.Response:
+    name = dnc_registries.check_name(path_text(request, "name"))
+    mode = query_text(request, "mode", choices=dnc_registries.MODES) or "replace"
+    region = _region(request)
+    expires_at = query_time(request, "expires_at")
+    if request.headers.get("Content-Type") and request.content_type not in REGISTRY_TYPES:
+        raise UnsupportedMediaType(
+            f"send the registry file as the body (text/plain, text/csv or application/gzip), "
+            f"not {request.content_type}"
+        )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in body_chunks(request, MAX_REGISTRY_BYTES):
+            yield chunk
+
+    async with transaction(request) as conn:
+        result = await dnc_registries.load(
+            conn,
+            name,
+            chunks(),
+            region=region,
+            mode=mode,
+            expires_at=expires_at,
+            file_name=query_text(request, "file_name", max_len=255),
+        )
+        note(
+            request,
+            "dnc_registry",
+            name,
+            after={
+                "mode": mode,
+                "loaded": result.loaded,
+                "rejected": result.rejected,
+                "entries": result.registry["entries"],
+                "expires_at": expires_at,
+            },
+        )
+    return respond(result.to_json())
+
+
+async def delete_registry(request: web.Request) -> web.Response:
+    name = path_text(request, "name")
+    async with transaction(request) as conn:
+        before = await dnc_registries.delete(conn, name)
+        note(request, "dnc_registry", name, before=before)
+    return web.Response(status=204)
+
+
+_REGISTRY = "/api/v1/dnc-registries/{name}"
+_REGISTRY_NAME = s.path_param(
+    "name", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}, "The registry's name"
+)
+_REGISTRY_OPERATIONS = [
+    Operation(
+        "GET",
+        "/api/v1/dnc-registries",
+        list_registries,
+        "listDncRegistries",
+        "The national do-not-call registries loaded, with their entries",
+        "dnc",
+        responses={"200": s.ok(s.ref("DncRegistryList")), **s.errors("401", "503")},
+    ),
+    Operation(
+        "GET",
+        _REGISTRY,
+        get_registry,
+        "getDncRegistry",
+        "One national do-not-call registry",
+        "dnc",
+        parameters=(_REGISTRY_NAME,),
+        responses={"200": s.ok(s.ref("DncRegistry")), **s.errors("401", "404", "422", "503")},
+    ),
+    Operation(
+        "POST",
+        _REGISTRY + "/load",
+        load_registry,
+        "loadDncRegistry",
+        "Load a national do-not-call registry's file (one number a line, or CSV; gzip too)",
+        "dnc",
+        parameters=(
+            _REGISTRY_NAME,
+            s.query_param(
+                "mode",
+                {"type": "string", "enum": ["replace", "merge"], "default": "replace"},
+                "replace: the file is the registry from now on; merge: added to it",
+            ),
+            s.query_param(
+                "region", s.REGION, "How national numbers are read (required for a new registry)"
+            ),
+            s.query_param(
+                "expires_at", s.DATETIME, "When the loaded entries stop counting (default: never)"
+            ),
+            s.query_param(
+                "file_name", {"type": "string", "maxLength": 255}, "Kept with the registry"
+            ),
+        ),
+        body={
+            "required": True,
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        responses={
+            "200": s.ok(s.ref("DncRegistryLoad"), "Loaded"),
+            **s.errors("400", "401", "403", "404", "409", "413", "415", "422", "503"),
+        },
+        roles=ADMINS,
+        description="The numbers are read as they arrive (the body may be gzip, or sent with "
+        "Content-Encoding: gzip) and go by COPY into a new partition, swapped in at the end "
+        "(replace), or merged into the registry's (new numbers added, listed ones given the "
+        "new expiry). One transaction: until it commits, every call is checked against the "
+        "previous registry whole. Lines that are no number are counted and the first 20 "
+        "shown. Admins only; recorded in the audit log.",
+    ),
+    Operation(
+        "DELETE",
+        _REGISTRY,
+        delete_registry,
+        "deleteDncRegistry",
+        "Delete a national do-not-call registry and its numbers",
+        "dnc",
+        parameters=(_REGISTRY_NAME,),
+        responses={"204": s.no_content("Deleted"), **s.errors("401", "403", "404", "422", "503")},
+        roles=ADMINS,
+    ),
+]
+
+OPERATIONS = [*_operations("global"), *_operations("campaign"), *_REGISTRY_OPERATIONS]

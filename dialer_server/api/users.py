@@ -11,7 +11,7 @@ from aiohttp import web
 from ..accounts import audit, users
 from ..accounts.roles import ADMINS, EVERYONE, ROLES, SUPERVISORS, Principal
 from ..errors import InvalidInput
-from .campaigns import _query_time
+from .campaigns import query_time
 from .common import (
     CONTEXT,
     PRINCIPAL,
@@ -168,7 +168,7 @@ def _time(text: Any, field: str) -> datetime | None:
 async def list_audit(request: web.Request) -> web.Response:
     before_id = query_int(request, "before", 0, 0, 2**63 - 1)
     limit = query_int(request, "limit", 100, 1, 1000)
-    start, end = _query_time(request, "from"), _query_time(request, "to")
+    start, end = query_time(request, "from"), query_time(request, "to")
     async with transaction(request) as conn:
         rows = await audit.list_entries(
             conn,

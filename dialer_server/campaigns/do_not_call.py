@@ -105,7 +105,9 @@ async def check(
     """Whether ``number`` may not be called: globally, or (with a campaign) for it.
 
     ``entries``: the global entry and, without a campaign, every campaign's
-    entry; with one, that campaign's.
+    entry; with one, that campaign's. ``registries``: the national registries listing
+    it (every campaign's calls heed them), each entry with its expiry (``active``:
+    not expired).
     """
     region = await region_of(conn, campaign_id, region)
     e164 = normalize(number, region)
@@ -114,7 +116,9 @@ async def check(
         listed = any(e["campaign_id"] is None for e in entries)
     else:
         listed = bool(entries)
-    return {"number": e164, "listed": listed, "entries": entries}
+    registries = [dict(r) for r in await conn.fetch(query("dnc_registry_entries_of_number"), e164)]
+    listed = listed or any(r["active"] for r in registries)
+    return {"number": e164, "listed": listed, "entries": entries, "registries": registries}
 
 
 async def list_numbers(

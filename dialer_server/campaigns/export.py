@@ -1,8 +1,10 @@
 """A campaign's results as CSV or XLSX: one row per contact and its last attempt.
 
-Pure code: the rows come from ``contacts.export_rows``. Dates are ISO 8601 text
+Pure code: the rows come from ``contacts.export_rows`` (and the attempts' from
+``attempts.export_rows``: :func:`table_csv` writes any table). Dates are ISO 8601 text
 in UTC in both formats, so a CSV and an XLSX of the same campaign hold the same
-cells.
+cells. XLSX is written as a stream (``xlsx.XlsxStream``): every cell text, never a
+formula.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +33,7 @@ COLUMNS = (
     "closed_at",
 )
 # Text the CRM wrote: a spreadsheet must not run it as a formula.
-_FREE_TEXT = frozenset({"external_id", *(f"param{i}" for i in range(1, 13))})
+FREE_TEXT = frozenset({"external_id", *(f"param{i}" for i in range(1, 13))})
 # What Excel, LibreOffice and Google Sheets start a formula with ("|" a DDE call; the
 # minus sign too), compared after NFKC so that the full-width and small forms an East
 # Asian input method types (U+FF1D, U+FF0B, U+FF0D, U+FF20, U+FF5C, U+FE66...) count
@@ -70,12 +72,12 @@ def formula_safe(text: str) -> str:
     return text
 
 
-def _csv_text(column: str, value: Any) -> str:
+def _csv_text(column: str, value: Any, free_text: frozenset[str] = FREE_TEXT) -> str:
     value = cell(value)
     if value is None:
         return ""
     text = str(value)
-    return formula_safe(text) if column in _FREE_TEXT else text
+    return formula_safe(text) if column in free_text else text
 
 
 def csv_header() -> bytes:
@@ -83,39 +85,28 @@ def csv_header() -> bytes:
 
 
 def csv_rows(rows: Iterable[Mapping[str, Any]], *, header: bool = False) -> bytes:
-    """CSV lines (UTF-8, CRLF) of ``rows``, with the header line first if asked."""
+    """CSV lines (UTF-8, CRLF) of results ``rows``, with the header line first if asked."""
+    return table_csv(COLUMNS, FREE_TEXT, rows, header=header)
+
+
+def table_csv(
+    columns: Sequence[str],
+    free_text: frozenset[str],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    header: bool = False,
+) -> bytes:
+    """CSV lines (UTF-8, CRLF) of ``rows`` in ``columns``; the ``free_text`` columns are
+    guarded against spreadsheet formulas."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if header:
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
     for row in rows:
-        writer.writerow([_csv_text(c, row[c]) for c in COLUMNS])
+        writer.writerow([_csv_text(c, row[c], free_text) for c in columns])
     return buffer.getvalue().encode()
 
 
-def xlsx_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """The XLSX workbook (one sheet, "results")."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("results")
-    sheet.append(list(COLUMNS))
-    for row in rows:
-        cells = []
-        for column in COLUMNS:
-            value = cell(row[column])
-            if isinstance(value, str):
-                # XML cannot hold most control characters: they are dropped.
-                value = ILLEGAL_CHARACTERS_RE.sub("", value)
-                item = WriteOnlyCell(sheet, value)
-                # A string starting with "=" would otherwise be stored as a formula.
-                item.data_type = "s"
-                cells.append(item)
-            else:
-                cells.append(WriteOnlyCell(sheet, value))
-        sheet.append(cells)
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+def xlsx_values(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+    """The cells of ``rows`` for an XLSX sheet (xlsx.XlsxStream): dates as ISO 8601 text."""
+    return [[cell(row[c]) for c in columns] for row in rows]

@@ -42,7 +42,8 @@ from ..config import ImportConfig
 from ..db.outage import TRANSIENT_ERRORS, Outage
 from ..errors import DialerError
 from . import import_reports
-from .importer import CampaignNotFound, ImportReport, import_file
+from .data_rights import PrivacyKeyError
+from .importer import CampaignNotFound, Dedup, ImportReport, import_file
 from .rows import ImportFileError
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ class DropFolder:
         *,
         clock: Callable[[], float] = time.monotonic,
         outage: Outage | None = None,
+        hash_key: str | None = None,
     ) -> None:
         self.pool = pool
+        # [privacy] hash_key: an erased person's number is refused (data_rights).
+        self.hash_key = hash_key
         self.outage = outage if outage is not None else Outage()
         self.config = config
         self.dir = Path(config.drop_dir)
@@ -182,8 +186,10 @@ class DropFolder:
                         all_or_nothing=self.config.all_or_nothing,
                         source="drop_folder",
                         keep_report_days=self.config.report_days,
+                        dedup=Dedup(self.config.dedup, self.config.duplicates),
+                        hash_key=self.hash_key,
                     )
-                except (ImportFileError, CampaignNotFound) as exc:
+                except (ImportFileError, CampaignNotFound, PrivacyKeyError) as exc:
                     report["error"] = str(exc)
                     return await self._finish(claimed, "failed", report)
                 report.update(result.to_dict())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import IO, Any
@@ -38,7 +39,12 @@ _MAX_TEXT = 1000
 
 class ProblemLog:
     """The problems of one import: counted, the first SHOWN kept, the first MAX_LISTED
-    spooled to a temporary file for the report (deleted on :meth:`close`)."""
+    spooled to a temporary file for the report (deleted on :meth:`close`).
+
+    Duplicates found by dedup (:meth:`add`'s ``duplicates``) are listed in the report
+    among the problems, in row order, but counted apart (``duplicates``, and the first
+    SHOWN in ``duplicates_shown``): a duplicate is the import's hygiene, not a bad row.
+    """
 
     def __init__(self, import_id: int, *, shown: int = SHOWN, max_listed: int = MAX_LISTED):
         self.import_id = import_id
@@ -46,6 +52,8 @@ class ProblemLog:
         self.rows = 0
         self.listed = 0
         self.shown: list[RowError] = []
+        self.duplicates = 0
+        self.duplicates_shown: list[RowError] = []
         self._shown_max = shown
         self._max_listed = max_listed
         self._spool: IO[bytes] = tempfile.TemporaryFile()
@@ -53,14 +61,23 @@ class ProblemLog:
         # COPY ... (FORMAT csv): an unquoted empty field is NULL (a problem of no field).
         self._csv = csv.writer(self._text, lineterminator="\n")
 
-    def add(self, errors: Sequence[RowError]) -> None:
-        """Log ``errors``, the problems of some rows after those of earlier calls (blocking)."""
+    def add(self, errors: Sequence[RowError], duplicates: Sequence[RowError] = ()) -> None:
+        """Log ``errors``, the problems of some rows after those of earlier calls, and the
+        ``duplicates`` among those rows (blocking)."""
+        if duplicates:
+            self.duplicates += len(duplicates)
+            if len(self.duplicates_shown) < self._shown_max:
+                room = self._shown_max - len(self.duplicates_shown)
+                self.duplicates_shown.extend(duplicates[:room])
+        if errors:
+            self.count += len(errors)
+            self.rows += len({error.row for error in errors})
+            if len(self.shown) < self._shown_max:
+                self.shown.extend(errors[: self._shown_max - len(self.shown)])
+        if duplicates:
+            errors = sorted([*errors, *duplicates], key=lambda e: e.row)
         if not errors:
             return
-        self.count += len(errors)
-        self.rows += len({error.row for error in errors})
-        if len(self.shown) < self._shown_max:
-            self.shown.extend(errors[: self._shown_max - len(self.shown)])
         room = self._max_listed - self.listed
         if room > 0:
             listed = errors[:room]
@@ -110,6 +127,7 @@ async def save(
     updated: int,
     stored: bool,
     keep_days: float,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Store the report of the import ``log`` belongs to (and delete reports past their time).
 
@@ -131,6 +149,8 @@ async def save(
             log.listed,
             stored,
             keep_days * 86400.0,
+            log.duplicates,
+            json.dumps(options) if options else None,
         )
         if saved is not None and log.listed:
             # asyncpg reads a file source in a thread: the loop is not held up.

@@ -23,6 +23,16 @@ sets the columns the import has (a file's header; the keys of a batch's rows), a
 value clearing the field, and leaves the others as they are. An interrupted import stores
 nothing. The report is written after the import's own transaction, in the caller's (if
 any): an all-or-nothing import that stored nothing still has its report.
+
+Dedup (:class:`Dedup`, off unless asked): a new contact whose phone (any of phone1..5, in
+E.164) is already a phone of a contact of the campaign (``campaign``; of the campaign or
+of any running campaign: ``running``), or of an earlier row of the import, is a
+duplicate: stored as ``not_connected``/``failed``/``$duplicate`` and never dialled
+(``keep``), or not stored (``skip``). Each is listed in the import's report, in row
+order among the problems, and counted apart (``duplicates``). A row that updates a
+contact (its external id is the campaign's already) is never a duplicate. The numbers
+of earlier chunks are looked up in the database (they are stored already, in this
+transaction): dedup holds nothing in memory beyond a chunk.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ from typing import IO, Any, Protocol
 
 from ..db.queries import queries_of
 from ..errors import DialerError
-from . import import_reports
+from . import data_rights, import_reports
 from .files import open_rows
 from .rows import (
     COLUMNS,
@@ -62,6 +72,7 @@ query = queries_of(__name__)
 
 __all__ = [
     "CampaignNotFound",
+    "Dedup",
     "ImportFileError",
     "ImportReport",
     "RowError",
@@ -93,6 +104,34 @@ class CampaignNotFound(DialerError):
     """No such campaign."""
 
 
+DEDUP_SCOPES = ("off", "campaign", "running")
+DUPLICATE_ACTIONS = ("keep", "skip")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dedup:
+    """Whether an import looks for duplicates by phone number, against what, and what it
+    does with them: ``scope`` off, campaign or running (the campaign and every running
+    campaign); ``duplicates`` keep (stored as failed/$duplicate) or skip."""
+
+    scope: str = "off"
+    duplicates: str = "keep"
+
+    def __post_init__(self) -> None:
+        if self.scope not in DEDUP_SCOPES:
+            raise ValueError(f"dedup must be one of {', '.join(DEDUP_SCOPES)}")
+        if self.duplicates not in DUPLICATE_ACTIONS:
+            raise ValueError(f"duplicates must be one of {', '.join(DUPLICATE_ACTIONS)}")
+
+    @property
+    def on(self) -> bool:
+        return self.scope != "off"
+
+    def options(self) -> dict[str, str] | None:
+        """What the report records of it (None: off)."""
+        return {"dedup": self.scope, "duplicates": self.duplicates} if self.on else None
+
+
 def _check_campaign_id(campaign_id: int) -> None:
     # Beyond bigint the driver would refuse the query argument itself: an error that is
     # not about PostgreSQL but about an id no campaign can have.
@@ -106,6 +145,8 @@ class ImportReport:
 
     ``received``: rows submitted (blank lines of a file are not rows). ``inserted`` and
     ``updated``: contacts created and updated (an external id already in the campaign).
+    ``duplicates``: rows dedup found (kept as failed/$duplicate, and counted in
+    ``inserted`` too; or skipped), the first of them in ``duplicate_rows``.
     ``problems``: every problem of every bad row (a row with two problems counts twice);
     ``rejected_rows`` counts the rows. ``rejected``: the first of those problems
     (import_reports.SHOWN), in row order; the report ``import_id`` lists them all (its
@@ -122,6 +163,8 @@ class ImportReport:
     problems: int
     listed: int = 0
     import_id: int | None = None
+    duplicates: int = 0
+    duplicate_rows: list[RowError] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -134,7 +177,9 @@ class ImportReport:
             "rejected_rows": self.rejected_rows,
             "problems": self.problems,
             "problems_listed": self.listed,
+            "duplicates": self.duplicates,
             "rejected": [dataclasses.asdict(e) for e in self.rejected],
+            "duplicate_rows": [dataclasses.asdict(e) for e in self.duplicate_rows],
         }
 
 
@@ -152,6 +197,8 @@ async def import_contacts(
     workers: int | None = None,
     source: str = "api",
     keep_report_days: float = REPORT_DAYS,
+    dedup: Dedup = Dedup(),
+    hash_key: str | None = None,
 ) -> ImportReport:
     """Validate ``rows`` and store the good ones in the campaign, in one transaction.
 
@@ -161,7 +208,9 @@ async def import_contacts(
     ``all_or_nothing``, in which case one bad row stores nothing. ``progress`` is called
     after each chunk. ``workers``: validation processes (0: a thread; None: one process
     per CPU from PARALLEL_MIN_ROWS rows on a machine with more than one CPU). ``source``
-    names the way in, in the report (api, file, cli, drop_folder).
+    names the way in, in the report (api, file, cli, drop_folder). ``dedup``: whether to
+    look for duplicates by phone number (see the module's docstring). ``hash_key``: the
+    ``[privacy] hash_key`` erased numbers are known by (a row with one is refused).
 
     ``conn`` is an asyncpg connection (not a pool); if it is already in a transaction the
     import runs in a savepoint, and the report is written in that transaction. Raises
@@ -179,6 +228,8 @@ async def import_contacts(
         source=source,
         file_name=None,
         keep_report_days=keep_report_days,
+        dedup=dedup,
+        hash_key=hash_key,
     )
 
 
@@ -195,6 +246,8 @@ async def import_file(
     workers: int | None = None,
     source: str = "file",
     keep_report_days: float = REPORT_DAYS,
+    dedup: Dedup = Dedup(),
+    hash_key: str | None = None,
 ) -> ImportReport:
     """Import a CSV or XLSX file, read a chunk at a time (see :func:`import_contacts`).
 
@@ -227,6 +280,8 @@ async def import_file(
                 source=source,
                 file_name=name or None,
                 keep_report_days=keep_report_days,
+                dedup=dedup,
+                hash_key=hash_key,
             )
         finally:
             await asyncio.to_thread(reader.close)
@@ -300,17 +355,24 @@ async def _import(
     source: str,
     file_name: str | None,
     keep_report_days: float,
+    dedup: Dedup,
+    hash_key: str | None,
 ) -> ImportReport:
     _check_campaign_id(campaign_id)
+    # Before anything is read: a missing or wrong key refuses the import at once.
+    screen = await data_rights.suppression(conn, hash_key)
     log = import_reports.ProblemLog(await import_reports.new_id(conn))
     try:
-        job = _Import(conn, campaign_id, reader, region, all_or_nothing, progress, log)
+        job = _Import(
+            conn, campaign_id, reader, region, all_or_nothing, progress, log, dedup, screen
+        )
         try:
             async with conn.transaction():
                 if await conn.fetchval(query("contact_import_lock_campaign"), campaign_id) is None:
                     raise CampaignNotFound(f"campaign {campaign_id} does not exist")
                 await conn.execute(query("contact_import_create_buffer"))
                 await conn.execute(query("contact_import_clear_buffer"))
+                await job.prepare()
                 await job.run(workers)
                 if all_or_nothing and log.count:
                     raise _Rollback
@@ -329,6 +391,7 @@ async def _import(
             updated=job.updated,
             stored=stored,
             keep_days=keep_report_days,
+            options=dedup.options(),
         )
     finally:
         await asyncio.to_thread(log.close)
@@ -342,6 +405,8 @@ async def _import(
         problems=log.count,
         listed=log.listed,
         import_id=log.import_id,
+        duplicates=log.duplicates,
+        duplicate_rows=log.duplicates_shown,
     )
 
 
@@ -358,19 +423,35 @@ class _Import:
         all_or_nothing: bool,
         progress: Progress | None,
         log: import_reports.ProblemLog,
+        dedup: Dedup = Dedup(),
+        screen: data_rights.Suppression | None = None,
     ) -> None:
         self.conn = conn
+        self.screen = screen
         self.campaign_id = campaign_id
         self.reader = reader
         self.region = region
         self.all_or_nothing = all_or_nothing
         self.progress = progress
         self.log = log
+        self.dedup = dedup
         self.received = 0
         self.inserted = 0
         self.updated = 0
-        self._writing: asyncio.Task[tuple[int, int]] | None = None
+        self._writing: asyncio.Task[_Stored] | None = None
         self._written_upto = 0
+        # Problems of the rows read so far, logged or not yet (all or nothing decides by it).
+        self._problems_seen = 0
+        # Dedup: the campaigns whose contacts' numbers a new contact may not have.
+        self._dedup_campaigns: list[int] = []
+
+    async def prepare(self) -> None:
+        """What the import needs to know before its rows (in its transaction)."""
+        if self.dedup.scope == "campaign":
+            self._dedup_campaigns = [self.campaign_id]
+        elif self.dedup.scope == "running":
+            running = await self.conn.fetch(query("contact_import_running_campaigns"))
+            self._dedup_campaigns = [self.campaign_id, *(r["id"] for r in running)]
 
     async def run(self, workers: int) -> None:
         loop = asyncio.get_running_loop()
@@ -409,14 +490,18 @@ class _Import:
                 end, future = pending.popleft()
                 checked = await future
                 await submit()
-                batch = await asyncio.to_thread(self._settle, external_ids, checked)
+                batch = await asyncio.to_thread(external_ids.settle, checked)
+                self._problems_seen += len(batch.errors)
                 await self._written()
-                if batch.records and not (self.all_or_nothing and self.log.count):
+                if batch.records and not (self.all_or_nothing and self._problems_seen):
+                    # The chunk's problems are logged with what storing it finds
+                    # (duplicates), so that the report stays in row order.
                     self._writing = asyncio.create_task(
-                        self._store(batch.records), name=f"import-{self.log.import_id}-store"
+                        self._store(batch), name=f"import-{self.log.import_id}-store"
                     )
                     self._written_upto = end
                 else:
+                    await asyncio.to_thread(self.log.add, batch.errors)
                     self._progressed(end)
             await self._written()
         finally:
@@ -429,33 +514,139 @@ class _Import:
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
 
-    def _settle(self, external_ids: ExternalIds, checked: Checked) -> Batch:
-        """Duplicates across the import, and the problems logged (blocking: in a thread)."""
-        batch = external_ids.settle(checked)
-        self.log.add(batch.errors)
-        return batch
-
     def _progressed(self, done: int) -> None:
         if self.progress is not None:
             self.progress(done, self.reader.fraction())
 
     async def _written(self) -> None:
-        """Wait for the write in progress, if any, and count it."""
+        """Wait for the write in progress, if any, count it and log its problems."""
         if self._writing is not None:
-            inserted, updated = await self._writing
+            stored = await self._writing
             self._writing = None
-            self.inserted += inserted
-            self.updated += updated
+            self.inserted += stored.inserted
+            self.updated += stored.updated
+            self._problems_seen += stored.more_problems
+            await asyncio.to_thread(self.log.add, stored.problems, stored.duplicates)
             self._progressed(self._written_upto)
 
-    async def _store(self, records: list[Record]) -> tuple[int, int]:
+    async def _store(self, batch: Batch) -> _Stored:
         conn = self.conn
-        await conn.copy_records_to_table(_BUFFER_TABLE, records=records, columns=COLUMNS)
-        row = await conn.fetchrow(
-            query("contact_import_move_buffer"), self.campaign_id, self.reader.columns
+        problems = batch.errors
+        more = 0
+        if self.screen is not None:
+            batch, refused = await self._refuse_erased(batch, self.screen)
+            if refused:
+                more = len(refused)
+                problems = sorted([*problems, *refused], key=lambda e: e.row)
+        records: list[Record] | list[tuple[Any, ...]] = batch.records
+        columns: tuple[str, ...] = COLUMNS
+        duplicates: list[RowError] = []
+        if self.dedup.on:
+            records, duplicates = await self._find_duplicates(batch)
+            columns = (*COLUMNS, "duplicate")
+        if records:
+            await conn.copy_records_to_table(_BUFFER_TABLE, records=records, columns=columns)
+            row = await conn.fetchrow(
+                query("contact_import_move_buffer"), self.campaign_id, self.reader.columns
+            )
+            await conn.execute(query("contact_import_clear_buffer"))
+            inserted, updated = int(row["inserted"]), int(row["updated"])
+        else:
+            inserted = updated = 0
+        return _Stored(inserted, updated, problems, duplicates, more)
+
+    async def _refuse_erased(
+        self, batch: Batch, screen: data_rights.Suppression
+    ) -> tuple[Batch, list[RowError]]:
+        """The chunk without the rows that have an erased person's number, and their
+        problems: a later import must not bring an erased person back."""
+        numbers = sorted({n for record in batch.records for n in record[1:6] if n})
+        gone = await data_rights.erased(self.conn, screen, numbers)
+        if not gone:
+            return batch, []
+        kept = Batch([], batch.errors, [])
+        refused: list[RowError] = []
+        for number, record in zip(batch.rows, batch.records, strict=True):
+            slot = next((i for i, n in enumerate(record[1:6], 1) if n in gone), None)
+            if slot is None:
+                kept.records.append(record)
+                kept.rows.append(number)
+            else:
+                refused.append(
+                    RowError(
+                        number,
+                        f"phone{slot}",
+                        "this number's owner was erased at their request (GDPR): it may not "
+                        "be imported again",
+                    )
+                )
+        return kept, refused
+
+    async def _find_duplicates(self, batch: Batch) -> tuple[list[tuple[Any, ...]], list[RowError]]:
+        """The chunk's records, each with its duplicate flag (the skipped ones left out),
+        and the duplicates found, in row order."""
+        numbers = sorted({n for record in batch.records for n in record[1:6] if n})
+        ids = [record[0] for record in batch.records if record[0] is not None]
+        found = await self.conn.fetch(
+            query("contact_import_known_numbers"), self._dedup_campaigns, numbers, self.campaign_id
         )
-        await conn.execute(query("contact_import_clear_buffer"))
-        return int(row["inserted"]), int(row["updated"])
+        known = {r["number"]: r for r in found}
+        updates = {
+            r["external_id"]
+            for r in await self.conn.fetch(
+                query("contact_import_known_external_ids"), self.campaign_id, ids
+            )
+        }
+        return await asyncio.to_thread(self._judge, batch, known, updates)
+
+    def _judge(
+        self, batch: Batch, known: Mapping[str, Any], updates: set[str]
+    ) -> tuple[list[tuple[Any, ...]], list[RowError]]:
+        """Pure: which records of the chunk are duplicates (blocking: in a thread)."""
+        keep = self.dedup.duplicates == "keep"
+        seen: dict[str, int] = {}
+        out: list[tuple[Any, ...]] = []
+        duplicates: list[RowError] = []
+        for number, record in zip(batch.rows, batch.records, strict=True):
+            phones = [(slot, phone) for slot, phone in enumerate(record[1:6], 1) if phone]
+            why = None
+            if record[0] is None or record[0] not in updates:
+                for slot, phone in phones:
+                    if phone in known:
+                        contact = known[phone]
+                        where = (
+                            "an earlier row of this import"
+                            if contact["this_import"]
+                            else f"campaign {contact['campaign_id']}"
+                        )
+                        why = (slot, f"{phone} is already contact {contact['id']}'s, of {where}")
+                    elif phone in seen:
+                        why = (slot, f"{phone} is already in row {seen[phone]}")
+                    if why is not None:
+                        break
+            if why is None:
+                for _, phone in phones:
+                    seen.setdefault(phone, number)
+                out.append((*record, False))
+                continue
+            slot, text = why
+            outcome = "kept as failed/$duplicate" if keep else "skipped"
+            duplicates.append(RowError(number, f"phone{slot}", f"duplicate: {text} ({outcome})"))
+            if keep:
+                out.append((*record, True))
+        return out, duplicates
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stored:
+    """What storing a chunk did: its counts, its rows' problems (to log), its duplicates."""
+
+    inserted: int
+    updated: int
+    problems: list[RowError]
+    duplicates: list[RowError]
+    # Problems found while storing (rows with an erased number): for all or nothing.
+    more_problems: int = 0
 
 
 async def campaign_region(conn: Any, campaign_id: int) -> str:
@@ -520,6 +711,7 @@ def format_report(
         f"{source} -> campaign {campaign_id}: {report.received} rows received, "
         f"{report.inserted} inserted, {report.updated} updated, "
         f"{report.rejected_rows} rejected"
+        + (f", {report.duplicates} duplicates" if report.duplicates else "")
     ]
     if not report.stored:
         lines.append("nothing stored: rows were rejected and the import was all-or-nothing")
@@ -566,6 +758,8 @@ async def run_import_command(
     as_json: bool,
     show_progress: bool | None,
     keep_report_days: float = REPORT_DAYS,
+    dedup: Dedup = Dedup(),
+    hash_key: str | None = None,
     out: IO[str] = sys.stdout,
     err: IO[str] = sys.stderr,
 ) -> int:
@@ -594,6 +788,8 @@ async def run_import_command(
                 progress=bar,
                 source="cli",
                 keep_report_days=keep_report_days,
+                dedup=dedup,
+                hash_key=hash_key,
             )
             if bar is not None:
                 bar.end()

@@ -19,6 +19,7 @@ from ..campaigns import operations as campaigns
 from ..db.queries import queries_of
 from ..engine import store, task_moves
 from ..errors import Conflict, InvalidInput, NotFound
+from . import data_rights
 
 query = queries_of(__name__)
 
@@ -102,10 +103,16 @@ async def list_contacts(
     return [dict(r) for r in rows]
 
 
-async def update(conn: Any, contact_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+async def update(
+    conn: Any, contact_id: int, changes: Mapping[str, Any], *, hash_key: str | None = None
+) -> dict[str, Any]:
     """Change phones, params or the time zone. Phones are checked and stored in E.164
-    (read with the campaign's default region); null empties a field (not phone1)."""
+    (read with the campaign's default region); null empties a field (not phone1). An
+    erased person's number is refused (``hash_key``: ``[privacy] hash_key``), as is any
+    change of an erased contact."""
     contact = await _lock(conn, contact_id)
+    if contact["erased_at"] is not None:
+        raise Conflict("the contact was erased (GDPR): it holds no data", code="contact_erased")
     campaign = await campaigns.get(conn, contact["campaign_id"])
     values = {key: contact[key] for key in EDITABLE}
     for key, value in changes.items():
@@ -133,6 +140,16 @@ async def update(conn: Any, contact_id: int, changes: Mapping[str, Any]) -> dict
             raise InvalidInput(
                 f"{key} is not a field a contact update may change", details=[_field(key)]
             )
+    new = [values[key] for key in PHONE_FIELDS if key in changes and values[key]]
+    screen = await data_rights.suppression(conn, hash_key) if new else None
+    if screen is not None and (gone := await data_rights.erased(conn, screen, new)):
+        field = next(key for key in PHONE_FIELDS if values[key] in gone)
+        raise InvalidInput(
+            f"{field}: this number's owner was erased at their request (GDPR): it may not be "
+            "stored again",
+            code="number_erased",
+            details=[{"field": field, "message": "erased number"}],
+        )
     row = await conn.fetchrow(
         query("update_contact_fields"), contact_id, *(values[key] for key in EDITABLE)
     )
@@ -177,6 +194,8 @@ async def reschedule(
     too: a contact that used up ``caps.per_contact`` gets one more attempt.
     """
     contact = await _lock(conn, contact_id)
+    if contact["erased_at"] is not None:
+        raise Conflict("the contact was erased (GDPR): it cannot be dialled", code="contact_erased")
     await store.hold_campaign_open(conn, contact["campaign_id"])
     if await store.contact_has_open_attempt(conn, contact_id):
         raise Conflict(

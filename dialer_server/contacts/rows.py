@@ -85,10 +85,12 @@ class RowError:
 
 @dataclasses.dataclass
 class Batch:
-    """What :meth:`RowValidator.validate` made of some rows."""
+    """What :meth:`RowValidator.validate` made of some rows: the good rows' records (and
+    their row numbers, in ``rows``), the bad rows' problems."""
 
     records: list[Record]
     errors: list[RowError]
+    rows: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -265,11 +267,11 @@ class ExternalIds:
                     "external_id",
                     f"duplicate: external_id {_show(external_id)} is already in row {first}",
                 )
-        if not duplicates:
-            return Batch([record for _, record in checked.records], checked.errors)
-        records = [record for number, record in checked.records if number not in duplicates]
-        errors = sorted([*checked.errors, *duplicates.values()], key=lambda e: e.row)
-        return Batch(records, errors)
+        kept = [(n, record) for n, record in checked.records if n not in duplicates]
+        errors = checked.errors
+        if duplicates:
+            errors = sorted([*checked.errors, *duplicates.values()], key=lambda e: e.row)
+        return Batch([record for _, record in kept], errors, [n for n, _ in kept])
 
 
 class RowValidator:

@@ -75,7 +75,8 @@ class Dialplan:
 
 def dialplan_for(campaign: Mapping[str, Any], dialing: DialingConfig) -> Dialplan:
     """The dialplan of a campaign row (``mode``, ``amd``, ``ivr_playback``, ``machine_message``,
-    and for the agent modes ``queue``, ``agent_wait_s``, ``abandon_message``).
+    ``record_calls`` and ``recording_announcement``, and for the agent modes ``queue``,
+    ``agent_wait_s``, ``abandon_message``).
     """
     mode = campaign.get("mode")
     variables: dict[str, str] = {}
@@ -95,6 +96,11 @@ def dialplan_for(campaign: Mapping[str, Any], dialing: DialingConfig) -> Dialpla
         variables["DIALER_PLAYBACK"] = str(campaign["ivr_playback"])
     if campaign.get("machine_message"):
         variables["DIALER_MACHINE_MESSAGE"] = str(campaign["machine_message"])
+    if campaign.get("record_calls"):
+        # [dialer-record]: MixMonitor from the answer on (campaigns/recordings.py).
+        variables["DIALER_RECORD"] = "1"
+        if campaign.get("recording_announcement"):
+            variables["DIALER_RECORDING_ANNOUNCEMENT"] = str(campaign["recording_announcement"])
     return Dialplan(context, variables)
 
 

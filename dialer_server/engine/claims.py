@@ -13,6 +13,10 @@ same transaction decides what each one is for:
 - a final state: a number on a do-not-call list, a campaign without a strategy,
   a plan whose phone slot is empty.
 
+A call's caller ID is chosen right before its attempt row (``caller_ids.choose``: the
+campaign's pool, if it has one) and recorded on it; a pool whose numbers all placed
+their daily cap plans the contact for the campaign's next day.
+
 The claim first locks the campaign row and re-reads its state and line limit: a
 pause that has returned stops every claim after it, and ``max_concurrent_calls``
 holds across all daemons (their open calls are counted in the same transaction).
@@ -39,7 +43,7 @@ from typing import Any
 from ..config import PbxConfig
 from ..db.queries import queries_of
 from ..telephony.sms import render_text
-from . import results, store
+from . import caller_ids, results, store
 from .calling_window import HORIZON_DAYS, next_allowed, zones_for_contact
 from .placement import PbxLoad, Placer
 from .slots import CampaignSlot
@@ -74,6 +78,9 @@ class Job:
     agent_first: bool = False
     # The PBX a call is placed on ([[pbx]] name); None for an SMS.
     pbx: str | None = None
+    # The caller ID it is placed with: the pool's choice or the campaign's; None: the
+    # daemon's [dialing] caller_id.
+    caller_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +292,17 @@ async def _prepare(
         # Its PBX is full (a callback's agent's): due again as it was, plan kept.
         await conn.execute(query("unclaim_contact"), contact_id, contact["due_at"])
         return None
+    # The caller ID, from the campaign's pool if it has one (engine/caller_ids.py): after
+    # the PBX, so that a number's daily count only counts calls that are placed.
+    caller_id = await caller_ids.choose(conn, slot.id, number) if channel == "call" else None
+    if isinstance(caller_id, caller_ids.Exhausted):
+        # Every number of the pool placed its calls of the day: tomorrow, as planned.
+        await results.apply_decision(
+            conn, contact_id, Dial(step, slot_no, number, caller_id.retry_at, ring)
+        )
+        if contact["preview_agent"] is not None:
+            await conn.execute(query("release_preview"), contact_id)
+        return None
     attempt_id = str(
         await conn.fetchval(
             query("insert_engine_attempt"),
@@ -299,6 +317,9 @@ async def _prepare(
         )
     )
     await conn.execute(query("mark_contact_dialling"), contact_id)
+    caller_id = caller_id or slot.caller_id if channel == "call" else None
+    if caller_id:
+        await caller_ids.record(conn, attempt_id, caller_id)
     text = ""
     if channel == "sms":
         template = (step_def.text if step_def and step_def.text else None) or strategy.sms_text
@@ -321,6 +342,7 @@ async def _prepare(
             and slot.preview_dial == "agent_first"
         ),
         pbx=pbx,
+        caller_id=caller_id or None,
     )
 
 

@@ -438,7 +438,7 @@ class Scheduler:
             context=dialplan.context,
             extension=self.config.dialing.extension,
             ring_timeout_s=job.ring_timeout_s,
-            caller_id=slot.caller_id or self.config.dialing.caller_id,
+            caller_id=job.caller_id or slot.caller_id or self.config.dialing.caller_id,
             variables=call_variables(job, dialplan),
             max_call_s=self.config.dialing.max_call_s,
             result_margin_s=self.config.dialing.result_margin_s,

@@ -242,7 +242,8 @@ async def add_do_not_call(
 
 
 async def contact_history(conn: Any, contact_id: int) -> list[tuple[str, PastAttempt]]:
-    """The contact's ended attempts, oldest first: (attempt id, what the strategy sees)."""
+    """The contact's ended attempts of its current strategy run (all of them, unless a bulk
+    recycle or move started a fresh run), oldest first: (attempt id, what the strategy sees)."""
     return [
         (
             str(row["id"]),

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..campaigns import export
+from ..campaigns import export, xlsx
 from ..db.queries import queries_of
 
 query = queries_of(__name__)
@@ -62,7 +62,8 @@ def file_name(campaign_id: int, task: str, day: date, fmt: str) -> str:
 def render(rows: Sequence[Mapping[str, Any]], fmt: str) -> bytes:
     """A file's bytes: the results export's columns and writers."""
     if fmt == "xlsx":
-        return export.xlsx_bytes(rows)
+        workbook = xlsx.XlsxStream("results", export.COLUMNS)
+        return workbook.rows(export.xlsx_values(export.COLUMNS, rows)) + workbook.close()
     return export.csv_rows(rows, header=True)
 
 

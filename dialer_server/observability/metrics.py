@@ -373,6 +373,20 @@ class Metrics:
             "Webhook delivery attempts that failed (each retry counts)",
             registry=r,
         )
+        self.webhook_events_dropped = Counter(
+            "dialer_webhook_events_dropped",
+            "Webhook events never sent: their campaign's own hook was removed after they "
+            "were written",
+            registry=r,
+        )
+        # --- recordings (campaigns/recordings.py) -----------------------------------------
+        self.recordings = Counter(
+            "dialer_recordings",
+            "Call recordings: found and noted (stored), not found where this daemon reads "
+            "them (missing), deleted by retention (deleted)",
+            ["result"],
+            registry=r,
+        )
 
         # --- the engine and its database -------------------------------------------------
         self.tick_lag = Histogram(

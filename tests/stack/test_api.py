@@ -1206,7 +1206,12 @@ async def test_global_do_not_call_numbers_are_added_checked_listed_and_removed(a
     national = await api.ok("GET", "/api/v1/dnc/2025550101")
     assert national["listed"] is True
     london = await api.ok("GET", "/api/v1/dnc/02071838750", params={"region": "GB"})
-    assert london == {"number": "+442071838750", "listed": False, "entries": []}
+    assert london == {
+        "number": "+442071838750",
+        "listed": False,
+        "entries": [],
+        "registries": [],
+    }
     listed = await api.ok("GET", "/api/v1/dnc", params={"limit": "1"})
     assert [e["number"] for e in listed["items"]] == ["+12025550101"]
     rest = await api.ok("GET", f"/api/v1/dnc?limit=1&after={listed['next_after']}")

@@ -76,7 +76,9 @@ async def test_names_follow_the_one_name_pattern(pool: Any, table: str) -> None:
     assert patterns == [NAME_JSON_PATTERN]
 
 
-@pytest.mark.parametrize("column", ["ivr_playback", "machine_message", "abandon_message"])
+@pytest.mark.parametrize(
+    "column", ["ivr_playback", "machine_message", "abandon_message", "recording_announcement"]
+)
 async def test_sound_names_follow_the_one_sound_pattern(pool: Any, column: str) -> None:
     async with pool.acquire() as conn:
         patterns = [

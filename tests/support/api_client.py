@@ -140,3 +140,19 @@ async def api_server(config: Config) -> AsyncIterator[Api]:
             await server.close()
     finally:
         await pool.close()
+
+
+async def user_token(database_url: str, username: str, role: str) -> str:
+    """An API token of a new user with ``role`` (admin, supervisor...): for the operations
+    the config tokens' integration role may not use."""
+    from dialer_server.accounts import users
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        user = await users.create_user(conn, {"username": username, "role": role})
+        token, _ = await users.create_token(
+            conn, user["id"], kind="api", name=f"{username}-token", expires_at=None
+        )
+    finally:
+        await conn.close()
+    return token

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,14 +20,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialer_server.config import WebhooksConfig, load_config
+from dialer_server.config import AllowedHosts, WebhooksConfig, load_config
 from dialer_server.errors import ConfigError
 from dialer_server.webhooks import (
+    address_problem,
     backoff_s,
     request_headers,
     retry_after_s,
     retry_delay_s,
     sign,
+    url_problem,
 )
 
 
@@ -70,7 +73,6 @@ def test_retry_after_is_honoured_up_to_the_cap() -> None:
 
 
 def test_the_readme_verification_snippet_accepts_our_requests_and_no_others() -> None:
-    import re
 
     readme = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     match = re.search(
@@ -152,3 +154,115 @@ def test_webhooks_are_off_without_a_url_or_when_disabled() -> None:
 def test_bad_webhooks_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(env=env)
+
+
+def test_the_documented_verifier_accepts_either_signature_of_a_rotation() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    match = re.search(
+        r"```python\n(import hashlib\n.*?def verify_dialer_webhook.*?)```", readme, re.S
+    )
+    assert match
+    namespace: dict[str, Any] = {}
+    exec(match[1], namespace)
+    verify = namespace["verify_dialer_webhook"]
+    body = b'{"id": "e2"}'
+    headers = request_headers(
+        event_id="e2",
+        event_type="contact.final_state",
+        body=body,
+        secret="new-secret",
+        previous_secret="old-secret",
+        timestamp=int(time.time()),
+    )
+    new, old = headers["X-Dialer-Signature"].split(", ")
+    assert new == sign("new-secret", int(headers["X-Dialer-Timestamp"]), body)
+    assert old == sign("old-secret", int(headers["X-Dialer-Timestamp"]), body)
+    assert verify("new-secret", headers, body) == {"id": "e2"}
+    assert verify("old-secret", headers, body) == {"id": "e2"}
+    with pytest.raises(ValueError, match="signature"):
+        verify("third-secret", headers, body)
+
+
+NONE = AllowedHosts()
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("0.0.0.0", "not a destination"),
+        ("::", "not a destination"),
+        ("169.254.169.254", "metadata"),
+        ("fd00:ec2::254", "metadata"),
+        ("100.100.100.200", "metadata"),
+        ("168.63.129.16", "metadata"),
+        ("169.254.1.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("fe80::1%eth0", "link-local"),
+    ],
+)
+def test_addresses_a_hook_set_over_the_api_may_not_reach(address: str, why: str) -> None:
+    problem = address_problem(address, NONE)
+    assert problem is not None and why in problem
+
+
+@pytest.mark.parametrize(
+    "address", ["10.0.0.5", "192.168.1.20", "172.16.0.1", "203.0.113.7", "2001:db8::1", "fd12::1"]
+)
+def test_private_and_public_addresses_are_fine(address: str) -> None:
+    assert address_problem(address, NONE) is None
+
+
+def test_allowed_hosts_open_exactly_what_they_name() -> None:
+    allowed = AllowedHosts.parse("127.0.0.1, ::1, 169.254.0.0/16, crm.internal, LOCALHOST.")
+    assert address_problem("127.0.0.1", allowed) is None
+    assert address_problem("127.0.0.2", allowed) is not None
+    assert address_problem("::1", allowed) is None
+    assert address_problem("169.254.169.254", allowed) is None
+    assert url_problem("http://localhost:8080/x", allowed) is None
+    assert url_problem("http://crm.internal/x", allowed) is None
+    assert url_problem("http://[::1]:9/", allowed) is None
+    assert url_problem("http://[::2]:9/", allowed) is None  # a public v6, nothing to allow
+    for bad in ("a b", "http://x", "x/y/z", "-bad-.example"):
+        with pytest.raises(ValueError):
+            AllowedHosts.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://crm.example.com/", "http"),
+        ("javascript:alert(1)", "http"),
+        ("http:///path", "no host"),
+        ("http://crm.example.com:99999/", "not a URL"),
+        ("http://crm.example.com/#frag", "fragment"),
+        ("http://metadata.google.internal/", "metadata"),
+        ("http://169.254.169.254/latest/", "metadata"),
+        ("https://[::1]/", "loopback"),
+    ],
+)
+def test_urls_refused_as_written(url: str, why: str) -> None:
+    problem = url_problem(url, NONE)
+    assert problem is not None and why in problem
+
+
+@given(st.ip_addresses())
+def test_every_loopback_or_link_local_address_is_refused_unless_allowed(address: Any) -> None:
+    text = str(address)
+    problem = address_problem(text, NONE)
+    if address.is_loopback or address.is_link_local or address.is_unspecified:
+        assert problem is not None
+        assert address_problem(text, AllowedHosts.parse(text)) is None
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None and (mapped.is_loopback or mapped.is_link_local):
+        assert problem is not None
+
+
+def test_allowed_hosts_is_checked_with_the_config() -> None:
+    with pytest.raises(ConfigError, match="allowed_hosts"):
+        load_config(env={"DIALER_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1, not a host"})
+    config = load_config(env={"DIALER_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.0/8, crm.internal"})
+    assert AllowedHosts.parse(config.webhooks.allowed_hosts).allows_name("CRM.internal")

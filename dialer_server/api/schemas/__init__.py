@@ -9,15 +9,36 @@ referenced by name.
 
 from __future__ import annotations
 
-from . import campaigns, common, contacts, dispositions, dnc, flows, strategies, users
+from . import (
+    attempts,
+    bulk,
+    caller_ids,
+    campaigns,
+    common,
+    contacts,
+    dispositions,
+    dnc,
+    flows,
+    hooks,
+    persons,
+    recordings,
+    strategies,
+    users,
+)
 
 COMPONENTS: dict[str, common.Schema] = {
     "Error": common.ERROR,
     **campaigns.COMPONENTS,
+    **hooks.COMPONENTS,
+    **caller_ids.COMPONENTS,
+    **attempts.COMPONENTS,
+    **bulk.COMPONENTS,
     **strategies.COMPONENTS,
     **flows.COMPONENTS,
     **contacts.COMPONENTS,
     **dnc.COMPONENTS,
+    **persons.COMPONENTS,
+    **recordings.COMPONENTS,
     **dispositions.COMPONENTS,
     **users.COMPONENTS,
 }

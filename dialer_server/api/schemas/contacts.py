@@ -25,10 +25,25 @@ CONTACT_ROW = {
 }
 # A JSON batch's contacts at most: bigger imports go as files (read as they stream).
 MAX_BATCH = 10_000
+# Dedup on import (contacts/importer.py's Dedup).
+DEDUP = {
+    "type": "string",
+    "enum": ["off", "campaign", "running"],
+    "description": "Look for duplicates by phone number: off, in the campaign, or in the "
+    "campaign and every running campaign",
+}
+DUPLICATES = {
+    "type": "string",
+    "enum": ["keep", "skip"],
+    "description": "A duplicate is stored as failed/$duplicate (keep) or not stored (skip)",
+}
+
 CONTACTS_BATCH = obj(
     {
         "contacts": {"type": "array", "maxItems": MAX_BATCH, "items": CONTACT_ROW},
         "all_or_nothing": {"type": "boolean"},
+        "dedup": DEDUP,
+        "duplicates": DUPLICATES,
     },
     required=["contacts"],
 )
@@ -73,13 +88,14 @@ CONTACT_FIELDS = (
     "closed_at",
     "created_at",
     "updated_at",
+    "erased_at",
 )
 CONTACT = obj(
     {
         "id": ID,
         "campaign_id": ID,
         "external_id": nullable(TEXT),
-        "phone1": TEXT,
+        "phone1": nullable({**TEXT, "description": "null only once the contact was erased"}),
         **{f: nullable(TEXT) for f in PHONE_FIELDS[1:]},
         **{f: nullable(TEXT) for f in PARAM_FIELDS},
         "timezone": nullable(TEXT),
@@ -106,6 +122,9 @@ CONTACT = obj(
         "closed_at": nullable(DATETIME),
         "created_at": DATETIME,
         "updated_at": DATETIME,
+        "erased_at": nullable(
+            {**DATETIME, "description": "When the person was erased (GDPR): no data is left"}
+        ),
     },
     required=CONTACT_FIELDS,
 )
@@ -141,7 +160,7 @@ ATTEMPT = obj(
         "step": nullable(INT),
         "channel": {"type": "string", "enum": ["call", "sms"]},
         "phone_slot": nullable(INT),
-        "number": TEXT,
+        "number": nullable({**TEXT, "description": "null once its contact was erased"}),
         "state": {"type": "string", "enum": ["created", "sent", "answered", "ended"]},
         "outcome": nullable(TEXT),
         "created_at": DATETIME,
@@ -219,6 +238,16 @@ IMPORT_REPORT = obj(
         "report": {
             "type": "string",
             "description": "Where the report is: GET it for every problem as CSV",
+        },
+        "duplicates": {**INT, "description": "Rows dedup found (listed in the report)"},
+        "duplicate_rows": {
+            "type": "array",
+            "maxItems": 100,
+            "description": "The first 100 duplicates, in row order: the report has them all",
+            "items": obj(
+                {"row": INT, "field": nullable(TEXT), "reason": TEXT},
+                required=["row", "field", "reason"],
+            ),
         },
     },
     required=[

@@ -23,3 +23,10 @@ SELECT id, campaign_id, number, reason, created_at FROM dnc_numbers
 WHERE campaign_id IS NOT DISTINCT FROM $1::bigint AND id > $2
 ORDER BY id
 LIMIT $3;
+
+-- name: dnc_registry_entries_of_number
+-- The registries listing a number, with each entry's expiry (expired ones too).
+SELECT g.name AS registry, g.region, r.expires_at, (r.expires_at IS NULL OR r.expires_at > now()) AS active
+FROM dnc_registry_numbers r JOIN dnc_registries g ON g.id = r.registry_id
+WHERE r.number = $1
+ORDER BY g.name;

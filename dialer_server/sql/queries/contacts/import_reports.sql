@@ -12,15 +12,15 @@ DELETE FROM imports WHERE expires_at <= now();
 -- name: import_report_insert
 -- Nothing when the campaign was deleted since its import ended: the report goes with it.
 INSERT INTO imports (id, campaign_id, source, file_name, received, inserted, updated,
-                     rejected_rows, problems, listed, stored, expires_at)
+                     rejected_rows, problems, listed, stored, expires_at, duplicates, options)
 SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-       now() + make_interval(secs => $12::double precision)
+       now() + make_interval(secs => $12::double precision), $13, $14::jsonb
 FROM campaigns WHERE id = $2 FOR KEY SHARE
 RETURNING id;
 
 -- name: import_report_get
 SELECT id, campaign_id, source, file_name, received, inserted, updated, rejected_rows,
-       problems, listed, stored, created_at, expires_at
+       problems, listed, stored, created_at, expires_at, duplicates, options
 FROM imports WHERE id = $1 AND expires_at > now();
 
 -- name: import_report_problems

@@ -14,7 +14,9 @@ CREATE TEMP TABLE IF NOT EXISTS contact_import_rows (
     phone1 text, phone2 text, phone3 text, phone4 text, phone5 text,
     param1 text, param2 text, param3 text, param4 text, param5 text, param6 text,
     param7 text, param8 text, param9 text, param10 text, param11 text, param12 text,
-    timezone text
+    timezone text,
+    -- Dedup: a duplicate, stored closed as not_connected/failed/$duplicate.
+    duplicate boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP;
 
 -- name: contact_import_clear_buffer
@@ -30,10 +32,15 @@ WITH written AS (
     INSERT INTO contacts AS c (
         campaign_id, external_id, phone1, phone2, phone3, phone4, phone5,
         param1, param2, param3, param4, param5, param6, param7, param8, param9, param10,
-        param11, param12, timezone, next_attempt_at)
+        param11, param12, timezone, next_attempt_at, state, status, status_detail, closed_at)
     SELECT $1, external_id, phone1, phone2, phone3, phone4, phone5,
            param1, param2, param3, param4, param5, param6, param7, param8, param9, param10,
-           param11, param12, timezone, now()
+           param11, param12, timezone,
+           CASE WHEN duplicate THEN NULL ELSE now() END,
+           CASE WHEN duplicate THEN 'not_connected' ELSE 'pending' END,
+           CASE WHEN duplicate THEN 'failed' ELSE 'open' END,
+           CASE WHEN duplicate THEN '$duplicate' ELSE '$none' END,
+           CASE WHEN duplicate THEN now() END
     FROM contact_import_rows
     ON CONFLICT (campaign_id, external_id) DO UPDATE
     SET phone1 = EXCLUDED.phone1,
@@ -61,3 +68,27 @@ WITH written AS (
 SELECT count(*) FILTER (WHERE inserted) AS inserted,
        count(*) FILTER (WHERE NOT inserted) AS updated
 FROM written;
+
+-- name: contact_import_running_campaigns
+-- Dedup against every running campaign: their ids, when the import starts.
+SELECT id FROM campaigns WHERE state = 'running';
+
+-- name: contact_import_known_numbers
+-- Dedup: which of the numbers $2 a contact of the campaigns $1 has (any phone slot; the
+-- GIN index contacts_phones_idx), and whether that contact was written by this import
+-- (its transaction's time, in the campaign $3). Kept duplicates do not count: the row
+-- they repeat does.
+SELECT DISTINCT ON (p.number) p.number, c.id, c.campaign_id,
+       (c.campaign_id = $3 AND c.created_at = now()) AS this_import
+FROM contacts c
+CROSS JOIN LATERAL unnest(ARRAY[c.phone1, c.phone2, c.phone3, c.phone4, c.phone5]::text[])
+    AS p (number)
+WHERE ARRAY[c.phone1, c.phone2, c.phone3, c.phone4, c.phone5]::text[] && $2::text[]
+  AND c.campaign_id = ANY ($1::bigint[])
+  AND c.status_detail <> '$duplicate'
+  AND p.number = ANY ($2::text[])
+ORDER BY p.number, c.id;
+
+-- name: contact_import_known_external_ids
+-- Rows with these ids update a contact: never duplicates.
+SELECT external_id FROM contacts WHERE campaign_id = $1 AND external_id = ANY ($2::text[]);

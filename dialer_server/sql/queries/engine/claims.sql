@@ -59,9 +59,14 @@ UPDATE contacts SET next_attempt_at = $2, updated_at = now()
 WHERE id = $1 AND closed_at IS NULL;
 
 -- name: is_do_not_call
+-- The lists (global, the campaign's), and every national registry (migration 0015):
+-- an index probe in each, whatever their size; an expired registry entry stops nothing.
 SELECT EXISTS (
     SELECT 1 FROM dnc_numbers
     WHERE number = $1 AND (campaign_id IS NULL OR campaign_id = $2)
+) OR EXISTS (
+    SELECT 1 FROM dnc_registry_numbers
+    WHERE number = $1 AND (expires_at IS NULL OR expires_at > now())
 );
 
 -- name: insert_engine_attempt

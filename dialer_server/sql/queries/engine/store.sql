@@ -107,7 +107,7 @@ SELECT * FROM campaigns WHERE id = $1;
 SELECT id, name, strategy_id, trunk, caller_id, max_concurrent_calls, max_calls_per_second,
        ring_timeout_s, calling_window, timezone, mode, amd, ivr_playback, machine_message,
        queue, dial_ratio, abandon_cap, abandon_target, max_dial_ratio, abandon_message,
-       agent_wait_s, preview_dial, pbxs
+       agent_wait_s, preview_dial, pbxs, record_calls, recording_announcement
 FROM campaigns WHERE state = 'running' AND strategy_id IS NOT NULL ORDER BY id;
 
 -- name: lock_campaign_to_complete
@@ -156,8 +156,13 @@ INSERT INTO dnc_numbers (campaign_id, number, reason) VALUES ($1, $2, $3)
 ON CONFLICT (number, coalesce(campaign_id, 0)) DO NOTHING;
 
 -- name: contact_history
+-- Since the contact's current strategy run started (a bulk recycle or move starts a
+-- fresh one: run_started_at), the caps count only those.
 SELECT id, step, channel, phone_slot, number, outcome, created_at
-FROM attempts WHERE contact_id = $1 AND state = 'ended' ORDER BY created_at, id;
+FROM attempts
+WHERE contact_id = $1 AND state = 'ended'
+  AND created_at >= coalesce((SELECT run_started_at FROM contacts WHERE id = $1), '-infinity')
+ORDER BY created_at, id;
 
 -- name: contact_has_open_attempt
 SELECT EXISTS (SELECT 1 FROM attempts WHERE contact_id = $1 AND state <> 'ended');
