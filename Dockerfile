@@ -13,7 +13,8 @@ WORKDIR /app
 # The daemon needs no privileges: it only talks to AMI, PostgreSQL and serves
 # HTTP on an unprivileged port. A fixed uid keeps file ownership predictable for
 # operators who bind-mount files into /app.
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/dialer dialer
+RUN groupadd --system --gid 10001 dialer \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/dialer dialer
 
 # README*/LICENSE* are globs so the build does not break while they are absent;
 # pyproject.toml names README.md as the readme, which setuptools reads at build.

@@ -38,6 +38,7 @@ ALLOWED_DIALER_ENV = {
     "DIALER_HTTP_HOST",
     "DIALER_HTTP_PORT",
     "DIALER_LOG_LEVEL",
+    "DIALER_RECORDING_DIR",
 }
 
 # Used only when neither a compose implementation nor the compose-spec schema is
@@ -313,6 +314,25 @@ def test_dialer_environment_uses_known_settings() -> None:
     unknown = {key for key in env if key.startswith("DIALER_")} - ALLOWED_DIALER_ENV
     assert not unknown, f"unknown dialer settings: {sorted(unknown)}"
     assert env["DIALER_HTTP_HOST"] == "0.0.0.0"
+
+
+def test_recordings_reach_the_dialer_on_a_volume_both_mount_at_asterisks_spool() -> None:
+    def mounted(service: str) -> dict[str, str]:
+        return {
+            volume.split(":")[1]: volume.split(":")[0]
+            for volume in services()[service].get("volumes", [])
+            if isinstance(volume, str) and not volume.startswith(".")
+        }
+
+    spool = "/var/spool/asterisk/monitor"
+    assert mounted("asterisk")[spool] == mounted("dialer")[spool] == "recordings"
+    # Where MixMonitor writes (asterisk/extensions.conf: <astspooldir>/monitor/dialer).
+    assert environment(services()["dialer"])["DIALER_RECORDING_DIR"] == spool + "/dialer"
+    dockerfile = (ROOT / "asterisk" / "Dockerfile").read_text()
+    # Shared by group with the dialer's user (uid and gid 10001), setgid for its files.
+    assert f"chown asterisk:10001 {spool} {spool}/dialer" in dockerfile
+    assert f"chmod 2770 {spool} {spool}/dialer" in dockerfile
+    assert "--gid 10001" in (ROOT / "Dockerfile").read_text()
 
 
 def test_dialer_image() -> None:
