@@ -173,6 +173,15 @@ async def load(
         )
         status = await conn.copy_to_table(table, source=numbers, columns=["number"])
         loaded = int(status.split()[-1])
+        if loaded == 0:
+            # A file without one number is not a registry (a wrong or damaged file):
+            # replacing with it would empty the registry. The caller's transaction ends
+            # with this error, the new partition with it.
+            raise InvalidInput(
+                f"the file holds no phone number ({reader.read} lines read, "
+                f"{reader.rejected} refused): registry {name} not replaced",
+                details=[{"field": f"line {p.line}", "message": p.reason} for p in reader.problems],
+            )
         await conn.execute(
             query("swap_dnc_registry_partition"), registry_id, generation + 1, generation
         )

@@ -66,6 +66,15 @@ async def path_values(api: Api, role_tokens: dict[str, str]) -> dict[str, str]:
     campaign = await api.new_campaign()
     await api.upload(campaign["id"], [{"external_id": "a", "phone1": "+12025550101"}])
     contacts = await api.ok("GET", f"/api/v1/campaigns/{campaign['id']}/contacts")
+    # The do-not-call registry routes name it: a registry that exists needs no region.
+    loaded = await api.with_token(role_tokens["admin"]).request(
+        "POST",
+        "/api/v1/dnc-registries/interested/load",
+        data=b"2025550123\n",
+        headers={"Content-Type": "text/csv"},
+        params={"region": "US"},
+    )
+    assert loaded.status == 200, loaded.body
     return {
         "campaign_id": str(campaign["id"]),
         "contact_id": str(contacts["items"][0]["id"]),
@@ -115,6 +124,9 @@ WRONG_CODINGS: list[tuple[str, str, bytes, int, str]] = [
     ("two codings", "gzip, gzip", gzip.compress(gzip.compress(BODY)), 415, "unsupported_encoding"),
     ("a gzip bomb", "gzip", b"bomb", 413, "payload_too_large"),
 ]
+# A do-not-call registry file may be 4 GiB (dnc.MAX_REGISTRY_BYTES): a bomb below that is
+# read through the same reader, and its NUL bytes are no number (422, nothing replaced).
+BOMB_STATUS = {"loadDncRegistry": (422, "validation_failed")}
 _BOMB: list[bytes] = []
 
 
@@ -142,11 +154,21 @@ async def test_a_body_whose_content_coding_does_not_match_it_is_a_json_4xx_on_ev
             headers["Authorization"] = f"Bearer {token}"
         reply = await api.request(op.method, _path(op, path_values), data=body, headers=headers)
         where = (op.operation_id, what, reply.status, reply.raw[:200])
-        assert reply.status == status, where
+        expected = (
+            BOMB_STATUS.get(op.operation_id, (status, code))
+            if what == "a gzip bomb"
+            else (status, code)
+        )
+        assert reply.status == expected[0], where
         assert reply.headers["Content-Type"].startswith("application/json"), where
-        assert reply.body["error"]["code"] == code, where
-        if status == 415:
+        assert reply.body["error"]["code"] == expected[1], where
+        if expected[0] == 415:
             assert reply.headers.get("Accept-Encoding") == "gzip, deflate", where
+    # No body of these replaced the registry the fixture loaded.
+    registry = await api.with_token(role_tokens["admin"]).ok(
+        "GET", "/api/v1/dnc-registries/interested"
+    )
+    assert registry["entries"] == 1, registry
 
 
 async def test_a_multipart_form_with_a_content_coding_is_refused_as_json(
