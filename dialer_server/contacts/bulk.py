@@ -85,32 +85,38 @@ class Filter:
         return out
 
 
+def filter_values(
+    raw: Mapping[str, Any], key: str, allowed: Sequence[str] | None = None
+) -> tuple[str, ...] | None:
+    """A filter field: one value or a non-empty list of them (duplicates dropped), each
+    one of ``allowed`` when given; None when absent. The one reading of every bulk
+    filter on contacts (flows' manual moves take theirs so too)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise InvalidInput(
+            f"filter.{key} must be a value or a non-empty list of them",
+            details=[{"field": f"filter.{key}", "message": "invalid"}],
+        )
+    if allowed is not None and (bad := sorted(set(items) - set(allowed))):
+        raise InvalidInput(
+            f"filter.{key}: unknown {', '.join(map(repr, bad))} (known: {', '.join(allowed)})",
+            details=[{"field": f"filter.{key}", "message": "unknown value"}],
+        )
+    return tuple(dict.fromkeys(items))
+
+
 def parse_filter(raw: Mapping[str, Any], last_attempt_before: datetime | None) -> Filter:
     """A filter from the request's fields (the time already read); InvalidInput when a
     value is not one the field takes."""
 
-    def values(key: str, allowed: Sequence[str] | None = None) -> tuple[str, ...] | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        items = [value] if isinstance(value, str) else value
-        if not items or not all(isinstance(v, str) and v for v in items):
-            raise InvalidInput(
-                f"filter.{key} must be a value or a non-empty list of them",
-                details=[{"field": f"filter.{key}", "message": "invalid"}],
-            )
-        if allowed is not None and (bad := sorted(set(items) - set(allowed))):
-            raise InvalidInput(
-                f"filter.{key}: unknown {', '.join(map(repr, bad))} (known: {', '.join(allowed)})",
-                details=[{"field": f"filter.{key}", "message": "unknown value"}],
-            )
-        return tuple(dict.fromkeys(items))
-
     return Filter(
-        states=values("state", CONTACT_STATES),
-        statuses=values("status", STATUSES),
-        details=values("status_detail"),
-        last_outcomes=values("last_outcome"),
+        states=filter_values(raw, "state", CONTACT_STATES),
+        statuses=filter_values(raw, "status", STATUSES),
+        details=filter_values(raw, "status_detail"),
+        last_outcomes=filter_values(raw, "last_outcome"),
         last_attempt_before=last_attempt_before,
     )
 

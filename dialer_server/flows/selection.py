@@ -1,8 +1,8 @@
 """Which contacts of a campaign a request means: a filter, as manual moves take it.
 
-Kept apart so that it can become the one filter of every bulk operation on
-contacts: each field is one value or a list of them (any of them matches), absent
-or null means any. ``task`` is the contact's task (the flow's first task for
+Its fields are read as the bulk operations on contacts read theirs
+(``contacts.bulk.filter_values``): each one value or a list of them (any of them
+matches), absent or null meaning any. ``task`` is the contact's task (the flow's first task for
 contacts that never moved); ``contact_ids`` names contacts outright.
 """
 
@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..contacts.bulk import filter_values
 from ..errors import InvalidInput
 from ..states import CONTACT_STATES, STATUSES
 
@@ -57,23 +58,6 @@ def parse_filter(raw: Mapping[str, Any] | None) -> Filter:
     """A filter from a request's ``filter`` object; InvalidInput naming the field."""
     raw = raw or {}
 
-    def values(key: str, allowed: Sequence[str] | None = None) -> tuple[str, ...] | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        items = [value] if isinstance(value, str) else value
-        if not items or not all(isinstance(v, str) and v for v in items):
-            raise InvalidInput(
-                f"filter.{key} must be a value or a non-empty list of them",
-                details=[{"field": f"filter.{key}", "message": "invalid"}],
-            )
-        if allowed is not None and (bad := sorted(set(items) - set(allowed))):
-            raise InvalidInput(
-                f"filter.{key}: unknown {', '.join(map(repr, bad))} (known: {', '.join(allowed)})",
-                details=[{"field": f"filter.{key}", "message": "unknown value"}],
-            )
-        return tuple(dict.fromkeys(items))
-
     ids = raw.get("contact_ids")
     if ids is not None and (
         not isinstance(ids, list)
@@ -85,9 +69,9 @@ def parse_filter(raw: Mapping[str, Any] | None) -> Filter:
             details=[{"field": "filter.contact_ids", "message": "invalid"}],
         )
     return Filter(
-        tasks=values("task"),
-        states=values("state", CONTACT_STATES),
-        statuses=values("status", STATUSES),
-        details=values("status_detail"),
+        tasks=filter_values(raw, "task"),
+        states=filter_values(raw, "state", CONTACT_STATES),
+        statuses=filter_values(raw, "status", STATUSES),
+        details=filter_values(raw, "status_detail"),
         contact_ids=tuple(dict.fromkeys(ids)) if ids is not None else None,
     )
