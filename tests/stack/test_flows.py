@@ -319,6 +319,23 @@ async def test_kill_9_during_emails_and_webhooks_loses_nothing_and_repeats_only_
             120,
             "every contact through its webhook",
         )
+    except TimeoutError:
+        conn = await asyncpg.connect(database_url)
+        try:
+            left = await conn.fetch(
+                "SELECT c.id, c.task, c.state, c.status, c.status_detail, c.closed_at, "
+                "c.task_due_at, c.next_attempt_at, (SELECT array_agg(a.state || ':' || "
+                "coalesce(a.outcome, '-')) FROM attempts a WHERE a.contact_id = c.id) AS calls "
+                "FROM contacts c WHERE c.campaign_id = $1 AND NOT (c.task = 'hook' AND "
+                "c.status = 'success' AND c.closed_at IS NOT NULL) ORDER BY c.id",
+                campaign_id,
+            )
+        finally:
+            await conn.close()
+        raise AssertionError(
+            f"not every contact through its webhook: {[dict(r) for r in left]}\n"
+            + third.log.read_text()[-4000:]
+        ) from None
     finally:
         third.close()
     conn = await asyncpg.connect(database_url)
