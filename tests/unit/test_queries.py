@@ -88,7 +88,8 @@ def test_tokens_in_a_url_s_query_or_fragment_never_reach_a_message() -> None:
 _OWN_CONNECTION = {"dialer_server.engine.instance", "dialer_server.engine.pacing_locks"}
 _SESSION_STATE = re.compile(
     # A session lock, a LISTEN, a session setting (a statement of its own, or set_config
-    # not local), a temporary table kept past its transaction, a cursor that outlives its transaction.
+    # not local), a temporary table kept past its transaction, a cursor that outlives
+    # its transaction.
     r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bLISTEN\b|(^|;)\s*SET\s|(^|;)\s*RESET\s"
     r"|set_config\s*\([^)]*,\s*false\s*\)|\bCREATE\s+TEMP(?![^;]*ON\s+COMMIT\s+DROP)|\bWITH\s+HOLD\b",
     re.IGNORECASE,
