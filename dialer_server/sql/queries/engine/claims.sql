@@ -77,6 +77,16 @@ INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
 RETURNING id;
 
+-- name: open_attempts_of
+-- Which of the claimed contacts still have an open attempt (its result plans next).
+SELECT DISTINCT contact_id FROM attempts WHERE contact_id = ANY ($1::bigint[]) AND state <> 'ended';
+
+-- name: created_attempts_of
+-- The attempts the claim just wrote (insert_engine_attempt, sent together): each of
+-- these contacts has one open attempt, that one.
+SELECT contact_id, id FROM attempts
+WHERE contact_id = ANY ($1::bigint[]) AND state = 'created' AND instance_id = $2;
+
 -- name: mark_contact_dialling
 -- A preview contact is no longer shown to its agent once dialled.
 UPDATE contacts
