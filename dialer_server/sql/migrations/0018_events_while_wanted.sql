@@ -8,19 +8,25 @@ ALTER TABLE webhook_settings ADD COLUMN events_wanted_until timestamptz;
 
 -- Whether the event log records events: [events] enabled, and a stream client connected
 -- within the retention time (a client that left may resume that long); with nobody to
--- read them, events cost nothing.
+-- read them, events cost nothing. PL/pgSQL, as webhooks_enabled(): every trigger of every
+-- call asks, and PL/pgSQL keeps the plans of its statements where an SQL function that
+-- cannot be inlined (its sub-selects) plans its body again at each call.
 CREATE FUNCTION events_wanted() RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT events_enabled AND events_wanted_until > now()
-                     FROM webhook_settings), false)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT events_enabled AND events_wanted_until > now()
+                     FROM webhook_settings), false);
+END
 $$;
 
 -- Whether anything records events: the daemon's outbox, the event log, or a campaign's
 -- own hook.
 CREATE OR REPLACE FUNCTION webhooks_enabled() RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT enabled FROM webhook_settings), false) OR events_wanted()
-        OR EXISTS (SELECT 1 FROM campaign_webhooks)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT enabled FROM webhook_settings), false) OR events_wanted()
+        OR EXISTS (SELECT 1 FROM campaign_webhooks);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION webhook_enqueue(

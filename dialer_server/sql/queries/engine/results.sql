@@ -114,7 +114,9 @@ WITH r AS (
         abandoned = coalesce(r.abandoned, a.abandoned),
         abandon_reason = coalesce(r.abandon_reason, a.abandon_reason)
     FROM r
-    WHERE a.id = r.id AND a.state <> 'ended'
+    -- The ids a second time, as an index condition: the join alone lets the planner
+    -- scan the whole table when its statistics are young (a new campaign).
+    WHERE a.id = r.id AND a.id = ANY ($1::uuid[]) AND a.state <> 'ended'
     RETURNING a.id, a.campaign_id, a.contact_id
 )
 SELECT e.id::text AS ended_attempt_id, e.campaign_id AS ended_campaign_id,
@@ -147,7 +149,8 @@ SET state = d.state, status = d.status, status_detail = d.status_detail,
     callback_agent = NULL, closed_at = now(), updated_at = now()
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
     AS d(id, state, status, status_detail)
-WHERE c.id = d.id AND c.closed_at IS NULL;
+-- The ids a second time, as an index condition (end_call_attempts).
+WHERE c.id = d.id AND c.id = ANY ($1::bigint[]) AND c.closed_at IS NULL;
 
 -- name: plan_contacts
 -- plan_contact for several contacts at once.
@@ -156,4 +159,4 @@ SET next_attempt_at = d.at, next_step = d.step, next_channel = d.channel,
     next_phone_slot = d.phone_slot, updated_at = now()
 FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::text[], $5::integer[])
     AS d(id, at, step, channel, phone_slot)
-WHERE c.id = d.id AND c.closed_at IS NULL;
+WHERE c.id = d.id AND c.id = ANY ($1::bigint[]) AND c.closed_at IS NULL;
