@@ -209,12 +209,33 @@ async def engine(
             answered = await conn.fetchval(
                 "SELECT count(*) FROM attempts WHERE outcome = 'answered'"
             )
+            await _print_timeline(conn, elapsed)
             await conn.close()
         finally:
             await stop_daemon(daemon)
     if answered != len(calls):
         raise SystemExit(f"engine: only {answered} of {len(calls)} calls answered")
     return Phase(len(calls), elapsed, cpu)
+
+
+async def _print_timeline(conn: Any, elapsed: float) -> None:
+    """Where a call's time went, from its attempt row (means, ms), and how long before
+    the campaign was seen completed the last call ended (the completion check runs once
+    a second): what the engine's rate counts besides the calls themselves."""
+    row = await conn.fetchrow(
+        """SELECT avg(extract(epoch FROM sent_at - created_at)) * 1000 AS claimed_to_sent,
+                  avg(extract(epoch FROM answered_at - sent_at)) * 1000 AS sent_to_answered,
+                  avg(extract(epoch FROM ended_at - answered_at)) * 1000 AS answered_to_ended,
+                  extract(epoch FROM max(ended_at) - min(created_at)) AS first_to_last_s
+           FROM attempts"""
+    )
+    print(
+        f"  engine timeline (mean ms): claimed->sent {row['claimed_to_sent']:.0f}, "
+        f"sent->answered {row['sent_to_answered']:.0f}, answered->ended "
+        f"{row['answered_to_ended']:.0f}; first claim to last end {row['first_to_last_s']:.2f} s "
+        f"of {elapsed:.2f} s",
+        flush=True,
+    )
 
 
 def _py_spy(pid: int, directory: Path) -> subprocess.Popen[bytes] | None:
