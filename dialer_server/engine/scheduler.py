@@ -423,10 +423,13 @@ class Scheduler:
             answered_at = time.monotonic()
             if sent_at is not None:
                 self.metrics.call_answered(job.campaign_id, answered_at - sent_at)
-            # A progress mark, best effort: written with the others of the moment.
-            with contextlib.suppress(*TRANSIENT_ERRORS):
+            # A progress mark, best effort (it never holds up the call): written with
+            # the others of the moment.
+            try:
                 async with asyncio.timeout(2.0):
                     await self._answered_marks.submit((job.attempt_id, datetime.now(UTC)))
+            except TRANSIENT_ERRORS as exc:
+                self.outage.down(exc, component="engine")
 
         dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
         if job.agent is not None:
