@@ -217,7 +217,11 @@ async def record_calls(
                     conn, done.campaign_id, trunk_error_pause_after, call, trunk
                 )
                 by_id[call.attempt_id] = dataclasses.replace(done, paused=paused)
-    return [by_id.get(call.attempt_id) for call in calls]
+    # The same attempt twice in a batch ends once: the second report changed nothing.
+    answered: list[Recorded | None] = []
+    for call in calls:
+        answered.append(by_id.pop(call.attempt_id, None))
+    return answered
 
 
 def _result_columns(calls: Sequence[CallResult]) -> list[list[Any]]:
