@@ -172,6 +172,11 @@ class Scheduler:
         # The PBXs to check once per AMI login: can they record our calls' ends?
         self._check_pbx_setup: set[str] = set(pbxs.names)
         self._reconcile_needed = asyncio.Event()
+        # Campaigns whose last claim found fewer due contacts than it had room for: when
+        # their last call in flight ends, they may be done, and are checked at the next
+        # tick rather than at the next periodic check.
+        self._running_dry: set[int] = set()
+        self._completion_due = False
         self._stop = asyncio.Event()
         # Set when agents free up: the loop ticks at once instead of at its cadence.
         self._wake = asyncio.Event()
@@ -208,7 +213,8 @@ class Scheduler:
                     if ready:
                         await self._tick()
                     asked_database = ready
-                    if now >= next_completion:
+                    if now >= next_completion or self._completion_due:
+                        self._completion_due = False
                         await self._complete_finished_campaigns()
                         next_completion = now + COMPLETION_CHECK_S
                         asked_database = True
@@ -299,7 +305,12 @@ class Scheduler:
                 wanted = min(wanted, for_agents.get(slot.id, 0))
             if wanted <= 0:
                 continue
-            for job in await self._claim(slot, wanted, self._usable(slot)):
+            jobs = await self._claim(slot, wanted, self._usable(slot))
+            if len(jobs) < wanted:
+                self._running_dry.add(slot.id)
+            else:
+                self._running_dry.discard(slot.id)
+            for job in jobs:
                 if slot.agents is not None and job.channel == "call":
                     slot.agents.calls.add(job.attempt_id)
                 self._spawn(self._run_job(slot, job), job.attempt_id, slot, pbx=job.pbx)
@@ -366,6 +377,8 @@ class Scheduler:
                     self._pbx_of.pop(attempt_id, None)
                 if slot is not None:
                     self.slots.call_ended(slot, attempt_id)
+                    if slot.in_flight == 0 and slot.id in self._running_dry:
+                        self._completion_due = True
 
         task = asyncio.create_task(runner(), name=f"attempt-{attempt_id}" if attempt_id else name)
         self._tasks.add(task)
