@@ -13,6 +13,12 @@ postmaster and its backends), Asterisk and sipp. Divided by the completed
 calls, that is what one call costs each of them; the last line repeats every
 figure as JSON, so runs can be compared.
 
+``--profile DIR`` also profiles the engine phase: py-spy samples the daemon
+(DIR/engine.folded, folded stacks) and, when the stack's PostgreSQL loaded
+pg_stat_statements (``PG_STAT_STATEMENTS=1``), the statements the phase ran
+are printed with their calls and time per completed call. A profiled run's
+figures are not comparable with the others (the sampler shares the CPUs).
+
     python bench/engine_cycles.py   (needs a running stack: scripts/bench does it all)
 """
 
@@ -23,6 +29,8 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -162,7 +170,9 @@ async def bare(config: Any, stack: Stack, calls: list[str], concurrency: int) ->
     return Phase(len(calls), elapsed, cpu)
 
 
-async def engine(stack: Stack, calls: list[str], concurrency: int) -> Phase:
+async def engine(
+    stack: Stack, calls: list[str], concurrency: int, profile: Path | None = None
+) -> Phase:
     """The same calls as a campaign run by a daemon subprocess."""
     async with fresh_database(load_config().database.url) as db_url:
         daemon = await start_daemon(
@@ -176,6 +186,8 @@ async def engine(stack: Stack, calls: list[str], concurrency: int) -> Phase:
         try:
             conn = await asyncpg.connect(db_url)
             campaign_id = await _campaign(conn, calls, concurrency)
+            statements = profile is not None and await _reset_statements(conn)
+            sampler = _py_spy(daemon.pid, profile) if profile is not None else None
             meter = _meter(stack, daemon.pid)
             meter.start()
             started = time.monotonic()
@@ -189,15 +201,86 @@ async def engine(stack: Stack, calls: list[str], concurrency: int) -> Phase:
                 await asyncio.sleep(0.2)
             elapsed = time.monotonic() - started
             cpu = meter.stop()
+            if sampler is not None:
+                sampler.send_signal(2)  # SIGINT: py-spy writes its file and exits
+                await asyncio.to_thread(sampler.wait, 30)
+            if statements:
+                await _print_statements(conn, len(calls))
             answered = await conn.fetchval(
                 "SELECT count(*) FROM attempts WHERE outcome = 'answered'"
             )
+            await _print_timeline(conn, elapsed)
             await conn.close()
         finally:
             await stop_daemon(daemon)
     if answered != len(calls):
         raise SystemExit(f"engine: only {answered} of {len(calls)} calls answered")
     return Phase(len(calls), elapsed, cpu)
+
+
+async def _print_timeline(conn: Any, elapsed: float) -> None:
+    """Where a call's time went, from its attempt row (means, ms), and how long before
+    the campaign was seen completed the last call ended (the completion check runs once
+    a second): what the engine's rate counts besides the calls themselves."""
+    row = await conn.fetchrow(
+        """SELECT avg(extract(epoch FROM sent_at - created_at)) * 1000 AS claimed_to_sent,
+                  avg(extract(epoch FROM answered_at - sent_at)) * 1000 AS sent_to_answered,
+                  avg(extract(epoch FROM ended_at - answered_at)) * 1000 AS answered_to_ended,
+                  extract(epoch FROM max(ended_at) - min(created_at)) AS first_to_last_s
+           FROM attempts"""
+    )
+    print(
+        f"  engine timeline (mean ms): claimed->sent {row['claimed_to_sent']:.0f}, "
+        f"sent->answered {row['sent_to_answered']:.0f}, answered->ended "
+        f"{row['answered_to_ended']:.0f}; first claim to last end {row['first_to_last_s']:.2f} s "
+        f"of {elapsed:.2f} s",
+        flush=True,
+    )
+
+
+def _py_spy(pid: int, directory: Path) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        print("  (py-spy not installed: pip install py-spy; the daemon is not sampled)")
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / "engine.folded"
+    print(f"  sampling the daemon with py-spy into {out}", flush=True)
+    return subprocess.Popen(
+        [exe, "record", "-p", str(pid), "-f", "raw", "-r", "200", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _reset_statements(conn: Any) -> bool:
+    """Start pg_stat_statements afresh; False when the server did not load it."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    except asyncpg.PostgresError as exc:
+        print(f"  (no pg_stat_statements: {exc}; start the stack with PG_STAT_STATEMENTS=1)")
+        return False
+    return True
+
+
+async def _print_statements(conn: Any, calls: int) -> None:
+    """The statements of this database, by total time: calls and ms per completed call."""
+    rows = await conn.fetch(
+        """SELECT calls, total_exec_time + total_plan_time AS ms, query
+           FROM pg_stat_statements
+           WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           ORDER BY ms DESC LIMIT 25"""
+    )
+    total = sum(r["ms"] for r in rows)
+    print(f"  PostgreSQL statements (pg_stat_statements), per completed call; {total:.0f} ms")
+    print("    calls/call  ms/call  share  statement")
+    for r in rows:
+        text = " ".join(r["query"].split())[:110]
+        print(
+            f"    {r['calls'] / calls:9.2f} {r['ms'] / calls:8.4f} "
+            f"{100 * r['ms'] / total if total else 0:5.1f}%  {text}"
+        )
 
 
 async def _campaign(conn: Any, calls: list[str], concurrency: int) -> int:
@@ -269,6 +352,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=300)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="profile the engine phase: py-spy's folded stacks in this directory, "
+        "and PostgreSQL's statements when pg_stat_statements is loaded",
+    )
     args = parser.parse_args()
     config = load_config()
     stack = Stack.running()
@@ -280,7 +369,7 @@ async def main() -> None:
         flush=True,
     )
     bare_phase = await bare(config, stack, calls, args.concurrency)
-    engine_phase = await engine(stack, calls, args.concurrency)
+    engine_phase = await engine(stack, calls, args.concurrency, args.profile)
     report(bare_phase, engine_phase, args.concurrency)
 
 

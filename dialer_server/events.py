@@ -2,8 +2,12 @@
 
 Events live in the ``events`` table, written by the same triggers that fill the
 webhook outbox (whether or not webhooks are on, while ``[events] enabled``) and
-by ``publish`` for live events the outbox never carries (``agent.state``). Each
-daemon runs one ``EventBroker``:
+by ``publish`` for live events the outbox never carries (``agent.state``), while
+someone may read them: from the moment a stream client connects (``want``, before
+its stream starts) until the retention time after the last moment one was
+connected (each broker moves that time on while it has clients), which is as long
+as a client that left may resume. With nobody to read it, the log costs nothing.
+Each daemon runs one ``EventBroker``:
 
 - a LISTEN session on ``dialer_events`` wakes it (it polls every second too);
 - it *sequences* new rows: under an advisory transaction lock, every row
@@ -56,6 +60,9 @@ POLL_S = 1.0
 BATCH = 500
 CLEANUP_INTERVAL_S = 600.0
 CLEANUP_BATCH = 10_000
+# While a broker has clients, it moves the log's "wanted until" on this often (far
+# less than any retention time).
+WANT_REFRESH_S = 60.0
 DB_RETRY_MAX_S = 5.0
 
 
@@ -183,6 +190,7 @@ class EventBroker:
         self.started = asyncio.Event()
         self.stopping = False
         self._next_cleanup = 0.0
+        self._next_want = 0.0
         # Told the number of open streams (the dialer_sse_clients gauge).
         self._on_clients = on_clients
 
@@ -204,6 +212,13 @@ class EventBroker:
         if self._on_clients is not None:
             self._on_clients(len(self._subscribers))
 
+    async def want(self) -> None:
+        """A client is about to stream: the log records events from now on, and for the
+        retention time after the last client (a client may resume that long)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(query("want_events"), self.config.retention_hours * 3600.0)
+        self._next_want = time.monotonic() + WANT_REFRESH_S
+
     async def backlog(self, after: int, event_filter: EventFilter, limit: int) -> list[StreamEvent]:
         """Events past seq ``after`` that match, oldest first (a resuming client's)."""
         async with self.pool.acquire() as conn:
@@ -222,6 +237,8 @@ class EventBroker:
                     await self._listen()
                     self._wake.clear()
                     await self._step()
+                    if self._subscribers and time.monotonic() >= self._next_want:
+                        await self.want()
                     await self._cleanup()
                     self.outage.back()
                     delay = 0.2

@@ -61,6 +61,9 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         raise Unavailable("the event stream is off ([events] enabled = false)")
     if broker.clients >= config.max_clients:
         raise Unavailable(f"too many event streams open ({config.max_clients})")
+    # Recorded from now on (nobody wanted events, they may not have been): before the
+    # stream starts, so that it misses nothing that commits after its start.
+    await broker.want()
     subscriber = broker.subscribe(event_filter)
     try:
         response = web.StreamResponse(

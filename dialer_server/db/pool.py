@@ -38,11 +38,26 @@ async def create_pool(config: DatabaseConfig) -> Any:
             max_size=config.max_connections,
             timeout=config.connect_timeout_s,
             command_timeout=30,
+            reset=_keep_session,
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {redact_url(config.url)}: {_reason(exc)}"
         ) from None
+
+
+async def _keep_session(_conn: Any) -> None:
+    """What a connection goes back to the pool with: its session as it is.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release, a round trip per use (a few per call). Pooled
+    connections hold no session state to reset: every lock they take is a
+    transaction lock (``pg_advisory_xact_lock``), every setting ``set_config(...,
+    true)`` (transaction-local), no cursor outlives its transaction, and what holds a
+    session lock or LISTENs (the instance lock, pacing locks, the webhook and event
+    listeners) has a connection of its own (tests/unit/test_queries.py keeps it so).
+    An open transaction is still rolled back by asyncpg before this runs.
+    """
 
 
 def _reason(exc: BaseException) -> str:

@@ -38,6 +38,9 @@ query = queries_of(__name__)
 AGENT_STATES = ("free", "ringing", "busy", "wrapup", "paused", "unavailable")
 # How often a predictive campaign's counts are read again from the database.
 PACING_REFRESH_S = 1.0
+# The agents' gauges are set at most this often: a scrape every few seconds reads them,
+# and every member times every state per tick was a few % of the daemon's CPU.
+GAUGES_EVERY_S = 1.0
 # The latest call results the answer rate is measured over.
 ANSWER_RATE_CALLS = 200
 
@@ -79,6 +82,7 @@ class AgentDialing:
         self.roster = roster
         self.tracker = tracker
         self.metrics = metrics
+        self._gauges_due = 0.0
         self.locks = locks
         # Which campaign of a shared queue is paced first: changes every tick.
         self._turn = 0
@@ -121,9 +125,13 @@ class AgentDialing:
         return list(self.roster.free_agents(slot.agents_queue))
 
     def gauges(self) -> None:
-        """The dialer_agents gauge: each queue's members by state."""
+        """The dialer_agents gauge: each queue's members by state (at most once a second)."""
         if self.roster is None or not self.roster.ready:
             return
+        now = time.monotonic()
+        if now < self._gauges_due:
+            return
+        self._gauges_due = now + GAUGES_EVERY_S
         members: list[tuple[str, str, str, str]] = []
         for queue in self.roster.queues():
             counts = dict.fromkeys(AGENT_STATES, 0)

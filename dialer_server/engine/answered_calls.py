@@ -22,7 +22,7 @@ All arrive before the call's Hangup. ``AnsweredCalls`` hands them to the
 CallTracker, so the call's result carries them: an AMD verdict of MACHINE makes
 the outcome ``machine``, an abandon the outcome ``abandoned`` (both acted on by
 the campaign's strategy), and what was reported is stored on the attempt with
-its result, in one transaction. In an agent mode each answered call that
+its result, in one transaction (``results.record_calls``). In an agent mode each answered call that
 reaches the queue gets exactly one of DialerAgent and DialerAbandon.
 """
 
@@ -35,13 +35,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import DialingConfig
-from ..db.queries import queries_of
 from ..telephony.ami import Event
-from ..telephony.originate import CallResult, CallTracker
+from ..telephony.originate import CallTracker
 from .agent_pacing import Mode
-
-query = queries_of(__name__)
-
 
 logger = logging.getLogger(__name__)
 
@@ -266,30 +262,3 @@ class AnsweredCalls:
                 report.abandon_reason,
                 extra={"action": "abandon", "attempt_id": report.attempt_id},
             )
-
-
-async def record_report(conn: Any, result: CallResult) -> None:
-    """Store what our dialplan reported on the call's attempt: AMD's verdict, IVR keys,
-    the agent who took it or its abandon.
-
-    Called in the transaction that records the call's result (results.record_call),
-    before the attempt ends: the attempt.result webhook reads them from the row.
-    An attempt already ended is left as it is.
-    """
-    if result.amd_status is not None or result.ivr_digits is not None:
-        await conn.execute(
-            query("record_dialplan_report"),
-            result.attempt_id,
-            result.amd_status,
-            result.ivr_digits,
-        )
-    if result.agent is not None or result.abandoned is not None:
-        await conn.execute(
-            query("record_agent_report"),
-            result.attempt_id,
-            result.agent,
-            result.agent_connected_at,
-            None if result.agent_wait_s is None else round(result.agent_wait_s * 1000),
-            result.abandoned,
-            result.abandon_reason,
-        )

@@ -21,6 +21,7 @@ Which numbers are local is pure code (:func:`area_of`), from phonenumbers' metad
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,10 +65,14 @@ class Exhausted:
     retry_at: datetime
 
 
-async def choose(conn: Any, campaign_id: int, called: str) -> str | Exhausted | None:
+async def pool_of(conn: Any, campaign_id: int) -> Any:
+    """The campaign's pool settings and its day (read once per claim); None: no pool."""
+    return await conn.fetchrow(query("caller_id_pool"), campaign_id)
+
+
+async def choose(conn: Any, pool: Any, campaign_id: int, called: str) -> str | Exhausted | None:
     """The caller ID for a call to ``called`` (E.164), counted as used; None when the
-    campaign has no pool (its caller_id, or the daemon's, is used)."""
-    pool = await conn.fetchrow(query("caller_id_pool"), campaign_id)
+    campaign has no pool (``pool_of`` gave None: its caller_id, or the daemon's, is used)."""
     if pool is None:
         return None
     area = area_of(called) if pool["local_presence"] else None
@@ -85,6 +90,8 @@ async def choose(conn: Any, campaign_id: int, called: str) -> str | Exhausted | 
     return str(picked)
 
 
-async def record(conn: Any, attempt_id: str, caller_id: str) -> None:
-    """The attempt's caller ID, in the claim's transaction."""
-    await conn.execute(query("set_attempt_caller_id"), attempt_id, caller_id)
+async def record(conn: Any, caller_ids: Sequence[tuple[str, str]]) -> None:
+    """The caller ID of each attempt ((attempt id, caller ID)), in the claim's transaction
+    (one round trip for them all)."""
+    if caller_ids:
+        await conn.executemany(query("set_attempt_caller_id"), caller_ids)

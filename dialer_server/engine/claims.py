@@ -13,6 +13,11 @@ same transaction decides what each one is for:
 - a final state: a number on a do-not-call list, a campaign without a strategy,
   a plan whose phone slot is empty.
 
+The claim reads once what every contact's decision needs (the caller-ID pool, which
+contacts still have an open attempt), and writes the attempt rows of all its calls with
+the same statements sent together (``_write_attempts``): a claim costs a few round
+trips, not a few per contact.
+
 A call's caller ID is chosen right before its attempt row (``caller_ids.choose``: the
 campaign's pool, if it has one) and recorded on it; a pool whose numbers all placed
 their daily cap plans the contact for the campaign's next day.
@@ -135,12 +140,58 @@ async def claim(
         for contact in later:
             await conn.execute(query("unclaim_contact"), contact["id"], contact["due_at"])
         strategy = await strategies.get(conn, slot.id)
+        # Read once for the whole claim: its caller-ID pool, the contacts' open attempts.
+        pool = await caller_ids.pool_of(conn, slot.id)
+        busy = {
+            r["contact_id"]
+            for r in await conn.fetch(query("open_attempts_of"), [c["id"] for c in rows])
+        }
         for contact in rows:
             pbx = _placing(placer, contact, callback_pbx)
-            job = await _prepare(conn, slot, strategy, contact, now, closed, instance_id, pbx)
+            job = await _prepare(
+                conn, slot, strategy, contact, now, closed, pbx, pool, contact["id"] in busy
+            )
             if job is not None:
                 jobs.append(job)
+        jobs = await _write_attempts(conn, slot.id, jobs, instance_id)
     return Claim(jobs, closed)
+
+
+async def _write_attempts(
+    conn: Any, campaign_id: int, jobs: list[Job], instance_id: int
+) -> list[Job]:
+    """Write the attempt rows of the claim's jobs, their contacts marked dialling: the
+    same statements for each, sent together (a round trip for all), then the new
+    attempts' ids read back. The jobs, each with its attempt id."""
+    if not jobs:
+        return jobs
+    await conn.executemany(
+        query("insert_engine_attempt"),
+        [
+            (
+                campaign_id,
+                j.contact_id,
+                j.channel,
+                j.phone_slot,
+                j.number,
+                j.step,
+                instance_id,
+                j.pbx,
+            )
+            for j in jobs
+        ],
+    )
+    # A claimed contact has no other open attempt (checked above): its created one is new.
+    ids = {
+        r["contact_id"]: str(r["id"])
+        for r in await conn.fetch(
+            query("created_attempts_of"), [j.contact_id for j in jobs], instance_id
+        )
+    }
+    await conn.executemany(query("mark_contact_dialling"), [(j.contact_id,) for j in jobs])
+    jobs = [dataclasses.replace(j, attempt_id=ids[j.contact_id]) for j in jobs]
+    await caller_ids.record(conn, [(j.attempt_id, j.caller_id) for j in jobs if j.caller_id])
+    return jobs
 
 
 async def _room_on(conn: Any, pbxs: Sequence[PbxConfig]) -> Placer:
@@ -225,13 +276,17 @@ async def _prepare(
     contact: Any,
     now: datetime,
     closed: list[str],
-    instance_id: int,
     place: Callable[[], str | None],
+    pool: Any,
+    has_open_attempt: bool,
 ) -> Job | None:
-    """Turn a claimed contact into an attempt row (or a plan, or a final state).
+    """Turn a claimed contact into a job whose attempt row is to be written (or a plan,
+    or a final state).
 
     The final states given to contacts are appended to ``closed``; ``place()``
-    gives a call its PBX, None when none has room (the contact is then put back).
+    gives a call its PBX, None when none has room (the contact is then put back);
+    ``pool``: the campaign's caller-ID pool (``caller_ids.pool_of``). The job's
+    attempt id is given once its row is written (``_write_attempts``).
     """
     contact_id = contact["id"]
     if strategy is None:
@@ -285,7 +340,7 @@ async def _prepare(
             extra={"action": "dnc", "campaign_id": slot.id, "contact_id": contact_id},
         )
         return None
-    if await store.contact_has_open_attempt(conn, contact_id):
+    if has_open_attempt:
         return None  # its open attempt's result will plan what comes next
     pbx = place() if channel == "call" else None
     if channel == "call" and pbx is None:
@@ -294,7 +349,7 @@ async def _prepare(
         return None
     # The caller ID, from the campaign's pool if it has one (engine/caller_ids.py): after
     # the PBX, so that a number's daily count only counts calls that are placed.
-    caller_id = await caller_ids.choose(conn, slot.id, number) if channel == "call" else None
+    caller_id = await caller_ids.choose(conn, pool, slot.id, number) if channel == "call" else None
     if isinstance(caller_id, caller_ids.Exhausted):
         # Every number of the pool placed its calls of the day: tomorrow, as planned.
         await results.apply_decision(
@@ -303,29 +358,13 @@ async def _prepare(
         if contact["preview_agent"] is not None:
             await conn.execute(query("release_preview"), contact_id)
         return None
-    attempt_id = str(
-        await conn.fetchval(
-            query("insert_engine_attempt"),
-            slot.id,
-            contact_id,
-            channel,
-            slot_no,
-            number,
-            step,
-            instance_id,
-            pbx,
-        )
-    )
-    await conn.execute(query("mark_contact_dialling"), contact_id)
     caller_id = caller_id or slot.caller_id if channel == "call" else None
-    if caller_id:
-        await caller_ids.record(conn, attempt_id, caller_id)
     text = ""
     if channel == "sms":
         template = (step_def.text if step_def and step_def.text else None) or strategy.sms_text
         text = render_text(template or "", _params(contact))
     return Job(
-        attempt_id,
+        "",
         slot.id,
         contact_id,
         channel,

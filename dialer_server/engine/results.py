@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ..db.queries import queries_of
 from ..telephony.originate import CallResult
 from ..telephony.outcomes import Outcome
-from . import answered_calls, disposition_effects, store, task_moves
-from .strategy import Close, Decision, Dial, PastAttempt, Strategy, next_action
+from . import disposition_effects, store, task_moves
+from .strategy import Close, Decision, Dial, PastAttempt, SendSms, Strategy, next_action
 
 query = queries_of(__name__)
 
@@ -99,19 +100,176 @@ async def record_call(
     error may pause the campaign (module docstring; 0 never does);
     ``default_trunk`` names the trunk of campaigns that have none of their own.
     """
+    recorded = await record_calls(
+        conn,
+        [result],
+        strategy_for,
+        now,
+        trunk_error_pause_after=trunk_error_pause_after,
+        default_trunks={result.attempt_id: default_trunk},
+    )
+    return recorded[0]
+
+
+async def record_calls(
+    conn: Any,
+    calls: Sequence[CallResult],
+    strategy_for: StrategyLookup,
+    now: datetime | None = None,
+    *,
+    trunk_error_pause_after: int = 0,
+    default_trunks: Mapping[str, str] | None = None,
+) -> list[Recorded | None]:
+    """Record several calls' results in one transaction: each as ``record_call`` would.
+
+    The results that arrive together (the scheduler's batches) share one transaction
+    and a few statements, whatever their number: each attempt ends once, each result's
+    decision and its contact's new state commit with it. Returns what each one did, in
+    the order given (None: the attempt was already closed). A contact with a task
+    flow, a disposition to apply, or two of its attempts in the batch goes through
+    ``_advance``, one by one, in the same transaction. ``default_trunks``: the trunk
+    of each call's PBX, for a trunk-error pause's reason.
+    """
+    if not calls:
+        return []
+    now = now or datetime.now(UTC)
+    by_id: dict[str, Recorded | None] = {}
+    made: dict[str, Recorded] = {}
     async with conn.transaction():
-        # The dialplan's report first: ending the attempt fires its attempt.result
-        # webhook, which reads amd_status and ivr_digits from the row.
-        await answered_calls.record_report(conn, result)
-        if not await store.record_attempt_result(conn, result):
-            return None
-        recorded = await _advance(conn, result.attempt_id, result.outcome.value, strategy_for, now)
-        if result.outcome is Outcome.TRUNK_ERROR and trunk_error_pause_after > 0:
-            paused = await _pause_on_trunk_errors(
-                conn, recorded.campaign_id, trunk_error_pause_after, result, default_trunk
+        rows = await conn.fetch(query("end_call_attempts"), *_result_columns(calls))
+        outcomes = {call.attempt_id: call.outcome.value for call in calls}
+        # A contact's last result in the batch decides (the others found it open, as
+        # they would have one after the other).
+        last_of: dict[int, str] = {row["ended_contact_id"]: row["ended_attempt_id"] for row in rows}
+        decide: list[Any] = []
+        for row in rows:
+            attempt_id = row["ended_attempt_id"]
+            recorded = Recorded(
+                attempt_id,
+                row["ended_campaign_id"],
+                row["ended_contact_id"],
+                outcomes[attempt_id],
+                None,
             )
-            recorded = dataclasses.replace(recorded, paused=paused)
-        return recorded
+            by_id[attempt_id] = made[attempt_id] = recorded
+            if row["id"] is None or row["closed_at"] is not None:
+                continue  # gone, or closed meanwhile: the result is kept on the attempt
+            if last_of[row["ended_contact_id"]] == attempt_id:
+                decide.append(row)
+        attempts = await _attempts_of(conn, [row["id"] for row in decide])
+        closes: list[tuple[int, Close]] = []
+        plans: list[tuple[int, Dial | SendSms]] = []
+        for row in decide:
+            attempt_id, contact_id = row["ended_attempt_id"], row["id"]
+            own = attempts.get(contact_id, [])
+            if any(a["state"] != "ended" for a in own):
+                continue  # another attempt of this contact is open: its result decides
+            if (
+                row["in_flow"]
+                or any(a["disposed"] for a in own)
+                or len([a for a in own if a["id"] in outcomes]) > 1
+            ):
+                by_id[attempt_id] = await _advance(
+                    conn, attempt_id, outcomes[attempt_id], strategy_for, now
+                )
+                continue
+            strategy = await strategy_for.get(conn, row["ended_campaign_id"])
+            decision: Decision
+            if strategy is None:
+                decision = Close("not_connected", "failed", "$error")
+            else:
+                decision = next_action(
+                    strategy,
+                    phones_of(row),
+                    _history(own, row.get("run_started_at")),
+                    now,
+                    run_since=row.get("task_entered_at"),
+                )
+            if isinstance(decision, Close):
+                closes.append((contact_id, decision))
+            else:
+                plans.append((contact_id, decision))
+            by_id[attempt_id] = dataclasses.replace(made[attempt_id], decision=decision)
+        if closes:
+            await conn.execute(
+                query("close_contacts"),
+                [c for c, _ in closes],
+                [d.state for _, d in closes],
+                [d.status for _, d in closes],
+                [d.status_detail for _, d in closes],
+            )
+        if plans:
+            await conn.execute(
+                query("plan_contacts"),
+                [c for c, _ in plans],
+                [d.at for _, d in plans],
+                [d.step for _, d in plans],
+                ["call" if isinstance(d, Dial) else "sms" for _, d in plans],
+                [d.phone_slot for _, d in plans],
+            )
+        if trunk_error_pause_after > 0:
+            for call in calls:
+                done = by_id.get(call.attempt_id)
+                if done is None or call.outcome is not Outcome.TRUNK_ERROR:
+                    continue
+                trunk = (default_trunks or {}).get(call.attempt_id, "")
+                paused = await _pause_on_trunk_errors(
+                    conn, done.campaign_id, trunk_error_pause_after, call, trunk
+                )
+                by_id[call.attempt_id] = dataclasses.replace(done, paused=paused)
+    # The same attempt twice in a batch ends once: the second report changed nothing.
+    answered: list[Recorded | None] = []
+    for call in calls:
+        answered.append(by_id.pop(call.attempt_id, None))
+    return answered
+
+
+def _result_columns(calls: Sequence[CallResult]) -> list[list[Any]]:
+    """end_call_attempts' arrays: one column per field, one element per call."""
+    return [
+        [c.attempt_id for c in calls],
+        [c.outcome.value for c in calls],
+        [c.originate_response for c in calls],
+        [c.originate_reason for c in calls],
+        [c.hangup_cause for c in calls],
+        [c.hangup_cause_text for c in calls],
+        [c.ended_at for c in calls],
+        [c.answered_at for c in calls],
+        [c.sip_code for c in calls],
+        [c.source for c in calls],
+        [c.amd_status for c in calls],
+        [c.ivr_digits for c in calls],
+        [c.agent for c in calls],
+        [c.agent_connected_at for c in calls],
+        [None if c.agent_wait_s is None else round(c.agent_wait_s * 1000) for c in calls],
+        [c.abandoned for c in calls],
+        [c.abandon_reason for c in calls],
+    ]
+
+
+async def _attempts_of(conn: Any, contact_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """Every attempt of each contact, oldest first (contacts_attempts)."""
+    found: dict[int, list[Any]] = {}
+    if contact_ids:
+        for row in await conn.fetch(query("contacts_attempts"), list(contact_ids)):
+            found.setdefault(row["contact_id"], []).append(row)
+    return found
+
+
+def _history(attempts: Sequence[Any], since: datetime | None) -> list[PastAttempt]:
+    """What the strategy sees of a contact's ended attempts (store.contact_history)."""
+    return [
+        PastAttempt(
+            step=a["step"] if a["step"] is not None else 0,
+            channel=a["channel"],
+            phone_slot=a["phone_slot"],
+            number=a["number"],
+            outcome=a["outcome"],
+            started_at=a["created_at"],
+        )
+        for a in attempts
+        if a["state"] == "ended" and (since is None or a["created_at"] >= since)
+    ]
 
 
 async def _pause_on_trunk_errors(

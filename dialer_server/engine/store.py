@@ -105,6 +105,22 @@ async def mark_attempt_answered(conn: Any, attempt_id: str, at: datetime | None 
     await conn.execute(query("mark_attempt_answered"), attempt_id, at)
 
 
+async def mark_attempts_sent(
+    conn: Any, attempt_ids: Sequence[str], at: datetime, if_running: Sequence[bool]
+) -> set[str]:
+    """``mark_attempt_sent`` of several attempts in one statement (``if_running``: one
+    flag per attempt); the ids of those marked, which may go out."""
+    rows = await conn.fetch(query("mark_attempts_sent"), list(attempt_ids), at, list(if_running))
+    return {row["id"] for row in rows}
+
+
+async def mark_attempts_answered(
+    conn: Any, attempt_ids: Sequence[str], at: Sequence[datetime]
+) -> None:
+    """``mark_attempt_answered`` of several attempts in one statement."""
+    await conn.execute(query("mark_attempts_answered"), list(attempt_ids), list(at))
+
+
 async def record_attempt_result(conn: Any, result: CallResult) -> bool:
     """Close the attempt with its outcome; False if it was already closed."""
     row = await conn.fetchrow(

@@ -370,7 +370,10 @@ CREATE TABLE webhook_settings (
     enabled    boolean NOT NULL DEFAULT false,
     updated_at timestamptz NOT NULL DEFAULT now(),
     -- The same events recorded in the event log of /api/v1/events ([events] enabled).
-    events_enabled boolean NOT NULL DEFAULT false
+    events_enabled boolean NOT NULL DEFAULT false,
+    -- ... while a stream client may still read them: until the retention time after the
+    -- last moment a client was connected (migration 0018, events.py). NULL: none yet.
+    events_wanted_until timestamptz
 );
 
 CREATE TABLE webhook_outbox (
@@ -428,12 +431,27 @@ CREATE TABLE campaign_webhooks (
     CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL))
 );
 
+-- Whether the event log records events: [events] enabled, and a stream client connected
+-- within the retention time (a client that left may resume that long); with nobody to
+-- read them, events cost nothing. PL/pgSQL, as webhooks_enabled(): every trigger of every
+-- call asks, and PL/pgSQL keeps the plans of its statements where an SQL function that
+-- cannot be inlined (its sub-selects) plans its body again at each call.
+CREATE FUNCTION events_wanted() RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT events_enabled AND events_wanted_until > now()
+                     FROM webhook_settings), false);
+END
+$$;
+
 -- Whether anything records events: the daemon's outbox, the event log, or a campaign's
 -- own hook.
 CREATE FUNCTION webhooks_enabled() RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT enabled OR events_enabled FROM webhook_settings), false)
-        OR EXISTS (SELECT 1 FROM campaign_webhooks)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT enabled FROM webhook_settings), false) OR events_wanted()
+        OR EXISTS (SELECT 1 FROM campaign_webhooks);
+END
 $$;
 
 -- Times in payloads: UTC, ISO 8601, whatever the session's TimeZone.
@@ -485,7 +503,7 @@ BEGIN
         -- Delivered at commit (never for a rollback); the senders poll as well.
         PERFORM pg_notify('dialer_webhooks', '');
     END IF;
-    IF coalesce((SELECT events_enabled FROM webhook_settings), false) THEN
+    IF events_wanted() THEN
         PERFORM event_publish(
             v_id, p_type, p_campaign_id,
             coalesce(p_data #>> '{agent,name}', p_data #>> '{attempt,agent}',

@@ -82,3 +82,27 @@ def test_tokens_in_a_url_s_query_or_fragment_never_reach_a_message() -> None:
     # Characters a password should have escaped, and a port, are handled.
     assert redact_url("postgresql://u:p/a@ss@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_url("https://h:8443/x?a=b@c") == "https://h:8443/x?a=***"
+
+
+# The modules whose statements run on a connection of their own, never a pooled one.
+_OWN_CONNECTION = {"dialer_server.engine.instance", "dialer_server.engine.pacing_locks"}
+_SESSION_STATE = re.compile(
+    # A session lock, a LISTEN, a session setting (a statement of its own, or set_config
+    # not local), a temporary table kept past its transaction, a cursor that outlives
+    # its transaction.
+    r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bLISTEN\b|(^|;)\s*SET\s|(^|;)\s*RESET\s"
+    r"|set_config\s*\([^)]*,\s*false\s*\)|\bCREATE\s+TEMP(?![^;]*ON\s+COMMIT\s+DROP)|\bWITH\s+HOLD\b",
+    re.IGNORECASE,
+)
+
+
+def test_pooled_connections_keep_no_session_state() -> None:
+    # The pool skips asyncpg's reset on release (db/pool.py): a query leaving a
+    # session lock, a LISTEN, a session setting or a held cursor behind would leak
+    # it to the connection's next user.
+    for module in _modules_running_queries():
+        if module in _OWN_CONNECTION:
+            continue
+        for name, text in module_queries(module).items():
+            code = " ".join(line.split("--")[0] for line in text.splitlines()).strip()
+            assert not _SESSION_STATE.search(code), f"{module}: {name} leaves session state"

@@ -5,6 +5,13 @@
 INSERT INTO webhook_settings (id, events_enabled, updated_at) VALUES (true, $1, now())
 ON CONFLICT (id) DO UPDATE SET events_enabled = EXCLUDED.events_enabled, updated_at = now();
 
+-- name: want_events
+-- A stream client is connected: the log records events from this commit on, and for
+-- the retention time ($1 s) after, so that the client may resume once it left.
+UPDATE webhook_settings
+SET events_wanted_until = greatest(events_wanted_until, now() + make_interval(secs => $1))
+WHERE events_enabled;
+
 -- name: lock_sequencer
 -- One sequencer at a time, across daemons, until its transaction ends.
 SELECT pg_advisory_xact_lock(1686, 0);
@@ -39,7 +46,7 @@ SELECT event_publish(v.id, $1::text, $2::bigint, $3::text,
                                         'occurred_at', webhook_time(now()))
                      || $4::jsonb)
 FROM (SELECT gen_random_uuid() AS id) v
-WHERE coalesce((SELECT events_enabled FROM webhook_settings), false);
+WHERE events_wanted();
 
 -- name: delete_old_events
 -- The newest event is always kept: the next seq follows it, never reusing an id.

@@ -37,11 +37,14 @@ GROUP BY pbx;
 -- A personal callback, or a preview contact an agent called, waits for its agent
 -- ($4: the agents free now): filtered before the LIMIT, so a callback whose
 -- agent stays busy never holds up others. A preview campaign ($5) dials only
--- those: its other contacts wait to be shown to an agent.
+-- those: its other contacts wait to be shown to an agent. "No agent" is said with the
+-- columns themselves, not coalesce(): the planner knows how many rows have none from
+-- their statistics, and so walks the due index in order and stops at the LIMIT, instead
+-- of reading (and sorting) every due contact of the campaign.
 WITH due AS (
     SELECT id, next_attempt_at FROM contacts
     WHERE campaign_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $3
-      AND (coalesce(callback_agent, preview_agent) IS NULL
+      AND ((callback_agent IS NULL AND preview_agent IS NULL)
            OR coalesce(callback_agent, preview_agent) = ANY ($4::text[]))
       AND (NOT $5 OR callback_agent IS NOT NULL OR preview_agent IS NOT NULL)
     ORDER BY next_attempt_at
@@ -76,6 +79,16 @@ INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step
                       pbx, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
 RETURNING id;
+
+-- name: open_attempts_of
+-- Which of the claimed contacts still have an open attempt (its result plans next).
+SELECT DISTINCT contact_id FROM attempts WHERE contact_id = ANY ($1::bigint[]) AND state <> 'ended';
+
+-- name: created_attempts_of
+-- The attempts the claim just wrote (insert_engine_attempt, sent together): each of
+-- these contacts has one open attempt, that one.
+SELECT contact_id, id FROM attempts
+WHERE contact_id = ANY ($1::bigint[]) AND state = 'created' AND instance_id = $2;
 
 -- name: mark_contact_dialling
 -- A preview contact is no longer shown to its agent once dialled.

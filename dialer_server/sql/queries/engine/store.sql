@@ -42,6 +42,23 @@ UPDATE attempts SET state = 'answered',
                     answered_at = coalesce(answered_at, $2::timestamptz, now())
 WHERE id = $1 AND state IN ('created', 'sent');
 
+-- name: mark_attempts_sent
+-- mark_attempt_sent and mark_attempt_sent_if_running of the calls going out together,
+-- in one statement: $3 says for each whether it waited (then only if its campaign runs).
+UPDATE attempts a SET state = 'sent', sent_at = coalesce(a.sent_at, $2::timestamptz, now())
+FROM unnest($1::uuid[], $3::boolean[]) AS m(id, if_running)
+-- The ids a second time, as an index condition (engine/results.sql, end_call_attempts).
+WHERE a.id = m.id AND a.id = ANY ($1::uuid[]) AND a.state = 'created'
+  AND (NOT m.if_running
+       OR EXISTS (SELECT 1 FROM campaigns c WHERE c.id = a.campaign_id AND c.state = 'running'))
+RETURNING a.id::text AS id;
+
+-- name: mark_attempts_answered
+-- mark_attempt_answered of several attempts, each with its time.
+UPDATE attempts a SET state = 'answered', answered_at = coalesce(a.answered_at, m.at, now())
+FROM unnest($1::uuid[], $2::timestamptz[]) AS m(id, at)
+WHERE a.id = m.id AND a.id = ANY ($1::uuid[]) AND a.state IN ('created', 'sent');
+
 -- name: record_attempt_result
 -- An attempt ends once: a late or repeated result for an ended attempt changes nothing.
 -- A call never ends before it was sent: a PBX clock behind ours cannot make it so.
