@@ -12,19 +12,27 @@ says when to drop it and open another.
 One ``Outage`` per daemon, shared by every component (the engine, webhooks, the
 stats refresher, the API, the drop folder): the first failure of an outage logs
 one WARNING, the first success after it one INFO with how long it lasted, and
-the ``dialer_db_up`` gauge follows both.
+the ``dialer_db_up`` gauge follows both. ``with_db`` is the retry loop of work that
+must not be dropped while PostgreSQL is away (a call's result, a task's outcome).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The longest wait between two tries while PostgreSQL is away.
+RETRY_MAX_S = 5.0
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -81,3 +89,30 @@ class Outage:
                 extra={"action": "database"},
             )
             self._since = None
+
+
+async def with_db(
+    pool: Any,
+    work: Callable[[Any], Awaitable[T]],
+    *,
+    outage: Outage,
+    stop: asyncio.Event,
+    component: str,
+) -> T | None:
+    """Run ``work`` on a pooled connection, tried again while PostgreSQL is away (0.2 s,
+    doubling up to ``RETRY_MAX_S``); None only once ``stop`` is set. Any other error
+    (a wrong statement) is raised: no retry mends it."""
+    delay = 0.2
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                value = await work(conn)
+            outage.back()
+            return value
+        except TRANSIENT_ERRORS as exc:
+            outage.down(exc, component=component)
+        if stop.is_set():
+            return None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, RETRY_MAX_S)

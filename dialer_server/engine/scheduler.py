@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..config import Config
-from ..db.outage import TRANSIENT_ERRORS, Outage
+from ..db.outage import TRANSIENT_ERRORS, Outage, with_db
 from ..errors import AmiDisconnected, AmiError
 from ..observability.metrics import Metrics
 from ..telephony import pbx_results, queue_members
@@ -73,7 +73,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DB_RETRY_MAX_S = 5.0
 COMPLETION_CHECK_S = 1.0
 # A call that waited this long for the rate limit checks its campaign was not paused.
 PAUSE_RECHECK_S = 0.05
@@ -1092,20 +1091,9 @@ class Scheduler:
         A result in hand is never dropped because the database restarts; only a
         daemon stop gives up (the attempt then stays open for reconciliation).
         """
-        delay = 0.2
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    value = await work(conn)
-                self.outage.back()
-                return value
-            except TRANSIENT_ERRORS as exc:
-                self.outage.down(exc, component="engine")
-            if self._stop.is_set():
-                return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, DB_RETRY_MAX_S)
+        return await with_db(
+            self.pool, work, outage=self.outage, stop=self._stop, component="engine"
+        )
 
 
 async def _nothing() -> None:

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from ..config import Config
-from ..db.outage import TRANSIENT_ERRORS, Outage
+from ..db.outage import TRANSIENT_ERRORS, Outage, with_db
 from ..db.queries import queries_of
 from ..engine import task_moves
 from ..engine.flow import Flow, Task
@@ -55,7 +55,6 @@ T = TypeVar("T")
 TAKEOVER_INTERVAL_S = 5.0
 EXPORT_SWEEP_INTERVAL_S = 10.0
 EXPORT_SWEEP_BATCH = 50
-DB_RETRY_MAX_S = 5.0
 # How long a stopping daemon lets its tasks in flight finish.
 DRAIN_S = 15.0
 
@@ -418,20 +417,9 @@ class TaskExecutor:
     async def _with_db(self, work: Callable[[Any], Awaitable[T]]) -> T | None:
         """Run ``work`` on a connection, retrying while PostgreSQL is away; None only
         when stopping."""
-        delay = 0.2
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    value = await work(conn)
-                self.outage.back()
-                return value
-            except TRANSIENT_ERRORS as exc:
-                self.outage.down(exc, component="tasks")
-            if self._stop.is_set():
-                return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, DB_RETRY_MAX_S)
+        return await with_db(
+            self.pool, work, outage=self.outage, stop=self._stop, component="tasks"
+        )
 
     @staticmethod
     def _ids(job: Job) -> dict[str, Any]:
