@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -86,15 +87,12 @@ async def load(url: str, name: str, path: Path, mode: str) -> tuple[float, float
     cpu = 0.0
     reader = asyncio.create_task(cli.stdout.read())  # type: ignore[union-attr]
     while cli.returncode is None:
-        try:
+        # The CLI may exit between two reads of /proc: its last figures stand.
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, KeyError):
             peak = max(peak, rss_mb(cli.pid)[1])
             cpu = tree_cpu_s(cli.pid)
-        except (FileNotFoundError, ProcessLookupError, KeyError):
-            pass
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(cli.wait(), 0.2)
-        except TimeoutError:
-            pass
     out = (await reader).decode().strip()
     seconds = time.monotonic() - started
     if cli.returncode != 0:

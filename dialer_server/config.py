@@ -10,6 +10,7 @@ the pool is one PBX built from ``[ami]`` and ``dialing.trunk`` (``Config.pool``)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -282,11 +283,9 @@ class AllowedHosts:
         for entry in (e.strip() for e in text.split(",")):
             if not entry:
                 continue
-            try:
+            with contextlib.suppress(ValueError):  # not a network: a host name, then
                 networks.append(ipaddress.ip_network(entry, strict=False))
                 continue
-            except ValueError:
-                pass
             labels = entry.rstrip(".").split(".")
             if not all(
                 re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", x) for x in labels

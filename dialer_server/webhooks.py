@@ -196,11 +196,9 @@ async def check_url(url: str, allowed: AllowedHosts) -> str | None:
     host = parts.hostname or ""
     if allowed.allows_name(host):
         return None
-    try:
+    with contextlib.suppress(ValueError):  # a name: resolved below
         ipaddress.ip_address(host.split("%", 1)[0])
         return None  # an address literal, checked by url_problem
-    except ValueError:
-        pass
     loop = asyncio.get_running_loop()
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:

@@ -24,6 +24,7 @@ folder, named by its attempt id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -217,10 +218,9 @@ class RecordingKeeper:
             except Exception:
                 # A bug or a bad file must not stop the daemon: logged loudly, next turn.
                 logger.exception("recordings: a scan failed", extra={"action": "recording"})
-            try:
+            # The next turn comes after ``wait``, or at once when asked to stop.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
-            except TimeoutError:
-                pass
 
     async def step(self) -> tuple[int, int, int]:
         """One scan: (recordings noted, missing, deleted)."""

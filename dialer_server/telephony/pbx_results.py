@@ -40,6 +40,7 @@ that ended while no daemon followed it gets its real outcome instead of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -178,12 +179,10 @@ async def forget(ami: AmiClient, attempt_id: str) -> None:
     A record left behind (AMI down now) is removed by the next reconciliation,
     which finds its attempt ended.
     """
-    try:
+    with contextlib.suppress(AmiError, TimeoutError):
         await ami.send_action(
             {"Action": "DBDel", "Family": FAMILY, "Key": attempt_id}, timeout=FORGET_TIMEOUT_S
         )
-    except (AmiError, TimeoutError):
-        pass
 
 
 # What the hangup handler needs besides its context (modules.conf).
