@@ -47,21 +47,13 @@ from processes import (  # noqa: E402  (bench/processes.py)
     CpuMeter,
     Stack,
     fresh_database,
+    one_call_campaign,
     start_daemon,
     stop_daemon,
 )
 
 from dialer_server.config import load_config  # noqa: E402
 from dialer_server.engine import store  # noqa: E402
-from dialer_server.engine.strategy import parse_strategy, strategy_to_dict  # noqa: E402
-
-ONE_CALL = {
-    "name": "bench-one-call",
-    "version": 1,
-    "description": "one call per contact",
-    "caps": {"per_contact": 1},
-    "attempts": [{"phone": 1, "ring_timeout_s": 15}],
-}
 
 
 def numbers(count: int) -> list[str]:
@@ -185,7 +177,7 @@ async def engine(
         )
         try:
             conn = await asyncpg.connect(db_url)
-            campaign_id = await _campaign(conn, calls, concurrency)
+            campaign_id = await one_call_campaign(conn, "bench", calls, concurrency)
             statements = profile is not None and await _reset_statements(conn)
             sampler = _py_spy(daemon.pid, profile) if profile is not None else None
             meter = _meter(stack, daemon.pid)
@@ -281,31 +273,6 @@ async def _print_statements(conn: Any, calls: int) -> None:
             f"    {r['calls'] / calls:9.2f} {r['ms'] / calls:8.4f} "
             f"{100 * r['ms'] / total if total else 0:5.1f}%  {text}"
         )
-
-
-async def _campaign(conn: Any, calls: list[str], concurrency: int) -> int:
-    """A stopped campaign of one contact per call, every contact due."""
-    strategy = parse_strategy(ONE_CALL)
-    strategy_id, _ = await store.save_strategy_version(
-        conn, strategy.name, strategy.version, strategy_to_dict(strategy)
-    )
-    campaign_id = await store.create_campaign(
-        conn,
-        "bench",
-        strategy_id=strategy_id,
-        max_concurrent_calls=concurrency,
-        max_calls_per_second=1000,
-        calling_window={
-            "hours": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-        },
-    )
-    await conn.copy_records_to_table(
-        "contacts",
-        columns=["campaign_id", "external_id", "phone1", "next_attempt_at"],
-        records=[(campaign_id, str(i), n, None) for i, n in enumerate(calls)],
-    )
-    await conn.execute("UPDATE contacts SET next_attempt_at = now()")
-    return campaign_id
 
 
 def report(bare_phase: Phase, engine_phase: Phase, concurrency: int) -> None:

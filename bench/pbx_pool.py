@@ -30,7 +30,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -41,21 +40,14 @@ from processes import (  # noqa: E402  (bench/processes.py)
     CpuMeter,
     Stack,
     fresh_database,
+    one_call_campaign,
     start_daemon,
     stop_daemon,
 )
 
 from dialer_server.config import load_config  # noqa: E402
 from dialer_server.engine import store  # noqa: E402
-from dialer_server.engine.strategy import parse_strategy, strategy_to_dict  # noqa: E402
 
-ONE_CALL = {
-    "name": "bench-one-call",
-    "version": 1,
-    "description": "one call per contact",
-    "caps": {"per_contact": 1},
-    "attempts": [{"phone": 1, "ring_timeout_s": 15}],
-}
 PROCESSES = ("dialer", "postgresql", "asterisk", "sipp")
 
 
@@ -120,7 +112,7 @@ async def run_phase(
         )
         try:
             conn = await asyncpg.connect(db_url)
-            campaign_id = await _campaign(conn, calls, concurrency)
+            campaign_id = await one_call_campaign(conn, "bench-pool", calls, concurrency)
             meter = CpuMeter({"dialer": daemon.pid, "postgresql": stack.postgres, **pids})
             meter.start()
             started = time.monotonic()
@@ -151,31 +143,6 @@ async def run_phase(
         "sipp": used["sipp1"] + used["sipp2"],
     }
     return Phase(pbxs, len(calls), elapsed, cpu, {r["pbx"]: r["calls"] for r in rows})
-
-
-async def _campaign(conn: Any, calls: list[str], concurrency: int) -> int:
-    """A stopped campaign of one contact per call, every contact due."""
-    strategy = parse_strategy(ONE_CALL)
-    strategy_id, _ = await store.save_strategy_version(
-        conn, strategy.name, strategy.version, strategy_to_dict(strategy)
-    )
-    campaign_id = await store.create_campaign(
-        conn,
-        "bench-pool",
-        strategy_id=strategy_id,
-        max_concurrent_calls=concurrency,
-        max_calls_per_second=1000,
-        calling_window={
-            "hours": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-        },
-    )
-    await conn.copy_records_to_table(
-        "contacts",
-        columns=["campaign_id", "external_id", "phone1", "next_attempt_at"],
-        records=[(campaign_id, str(i), n, None) for i, n in enumerate(calls)],
-    )
-    await conn.execute("UPDATE contacts SET next_attempt_at = now()")
-    return campaign_id
 
 
 def report(phases: list[Phase], concurrency: int) -> None:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -141,15 +142,14 @@ async def start_daemon(
     while time.monotonic() < deadline:
         if daemon.returncode is not None:
             raise SystemExit(f"the daemon exited with {daemon.returncode}")
-        try:
+        # Not listening yet (OSError): asked again in 0.1 s.
+        with contextlib.suppress(OSError):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /readyz HTTP/1.0\r\n\r\n")
             status = (await reader.readline()).split()
             writer.close()
             if len(status) > 1 and status[1] == b"200":
                 return daemon
-        except OSError:
-            pass
         await asyncio.sleep(0.1)
     await stop_daemon(daemon)
     raise SystemExit("the daemon did not become ready in 60 s")
@@ -179,3 +179,43 @@ async def fresh_database(url: str) -> AsyncIterator[str]:
         admin = await asyncpg.connect(base + "/postgres")
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+# One call per contact: the engine benchmarks' strategy.
+ONE_CALL = {
+    "name": "bench-one-call",
+    "version": 1,
+    "description": "one call per contact",
+    "caps": {"per_contact": 1},
+    "attempts": [{"phone": 1, "ring_timeout_s": 15}],
+}
+
+
+async def one_call_campaign(conn: Any, name: str, calls: list[str], concurrency: int) -> int:
+    """A stopped campaign of one contact per number in ``calls``, every contact due,
+    dialled by ONE_CALL at most ``concurrency`` at a time, at any hour."""
+    # Imported here: the benchmarks put the project on sys.path before they use it.
+    from dialer_server.engine import store
+    from dialer_server.engine.strategy import parse_strategy, strategy_to_dict
+
+    strategy = parse_strategy(ONE_CALL)
+    strategy_id, _ = await store.save_strategy_version(
+        conn, strategy.name, strategy.version, strategy_to_dict(strategy)
+    )
+    campaign_id = await store.create_campaign(
+        conn,
+        name,
+        strategy_id=strategy_id,
+        max_concurrent_calls=concurrency,
+        max_calls_per_second=1000,
+        calling_window={
+            "hours": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        },
+    )
+    await conn.copy_records_to_table(
+        "contacts",
+        columns=["campaign_id", "external_id", "phone1", "next_attempt_at"],
+        records=[(campaign_id, str(i), n, None) for i, n in enumerate(calls)],
+    )
+    await conn.execute("UPDATE contacts SET next_attempt_at = now()")
+    return int(campaign_id)
