@@ -89,7 +89,12 @@ class Metrics:
         self.registry = r = CollectorRegistry()
         ProcessCollector(registry=r)
         # (metric, label values) of every series that names a campaign, by campaign.
-        self._series: dict[str, set[tuple[Any, tuple[str, ...]]]] = {}
+        # Every series of a campaign, with its child: created once, then looked up
+        # (prometheus_client's labels() takes a lock and checks every value, on every
+        # call of every call).
+        self._series: dict[str, dict[tuple[Any, tuple[str, ...]], Any]] = {}
+        # The same for the series that outlive campaigns (a PBX's, an AMI action's).
+        self._fixed: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._in_flight: dict[str, int] = {}
         self._names: dict[str, str] = {}
 
@@ -451,10 +456,10 @@ class Metrics:
                 self.ami_reconnects.inc()
 
     def pbx_call_placed(self, pbx: str) -> None:
-        self.pbx_calls_placed.labels(pbx=pbx).inc()
+        self._fixed_child(self.pbx_calls_placed, pbx).inc()
 
     def pbx_call_closed(self, pbx: str, outcome: str) -> None:
-        self.pbx_call_outcomes.labels(pbx=pbx, outcome=outcome).inc()
+        self._fixed_child(self.pbx_call_outcomes, pbx, outcome).inc()
 
     def set_pbx_channels(self, in_use: dict[str, int]) -> None:
         """Calls open on each PBX of the pool, across every daemon (stats.py)."""
@@ -463,7 +468,7 @@ class Metrics:
 
     def action_replied(self, action: str, seconds: float) -> None:
         """AMI action observer (AmiClient.observe_actions): the first reply came."""
-        self.ami_action_duration.labels(action=_action_label(action)).observe(seconds)
+        self._fixed_child(self.ami_action_duration, _action_label(action)).observe(seconds)
 
     def action_failed(self, action: str, reason: str) -> None:
         """AMI action observer: no reply (reason: timeout or disconnected)."""
@@ -583,7 +588,7 @@ class Metrics:
             old_name = self._names.get(str(c.id))
             if old_name is not None and old_name != c.name:
                 self.campaign_info.remove(str(c.id), old_name)
-                self._series[str(c.id)].discard((self.campaign_info, (str(c.id), old_name)))
+                self._series[str(c.id)].pop((self.campaign_info, (str(c.id), old_name)), None)
             self._names[str(c.id)] = c.name
             self._child(self.campaign_info, c.id, c.name).set(1)
             for state in CAMPAIGN_STATES:
@@ -657,9 +662,22 @@ class Metrics:
             self._child(metric, campaign_id)
 
     def _child(self, metric: Any, campaign_id: int, *labels: str) -> Any:
-        values = (str(campaign_id), *labels)
-        self._series.setdefault(values[0], set()).add((metric, values))
-        return metric.labels(*values)
+        campaign = str(campaign_id)
+        series = self._series.get(campaign)
+        if series is None:
+            series = self._series[campaign] = {}
+        key = (metric, (campaign, *labels))
+        child = series.get(key)
+        if child is None:
+            child = series[key] = metric.labels(*key[1])
+        return child
+
+    def _fixed_child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, labels)
+        child = self._fixed.get(key)
+        if child is None:
+            child = self._fixed[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
