@@ -445,12 +445,24 @@ END
 $$;
 
 -- Whether anything records events: the daemon's outbox, the event log, or a campaign's
--- own hook.
+-- own hook. Asked by every trigger of every call: the first call of a transaction keeps
+-- its answer in a transaction-local setting, which the others read (migration 0019).
 CREATE FUNCTION webhooks_enabled() RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_known   text := current_setting('dialer.webhooks_enabled', true);
+    v_enabled boolean;
 BEGIN
-    RETURN coalesce((SELECT enabled FROM webhook_settings), false) OR events_wanted()
+    IF v_known = 'on' THEN
+        RETURN true;
+    ELSIF v_known = 'off' THEN
+        RETURN false;
+    END IF;
+    v_enabled := coalesce((SELECT enabled FROM webhook_settings), false) OR events_wanted()
         OR EXISTS (SELECT 1 FROM campaign_webhooks);
+    PERFORM set_config('dialer.webhooks_enabled', CASE WHEN v_enabled THEN 'on' ELSE 'off' END,
+                       true);
+    RETURN v_enabled;
 END
 $$;
 
