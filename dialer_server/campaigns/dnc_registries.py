@@ -3,7 +3,7 @@
 A registry (``dnc_registries``: a name, the region its national numbers are read with)
 keeps its numbers in a partition of its own of ``dnc_registry_numbers``, each with an
 optional expiry. Every claim probes them right before its Originate or SMS, with the
-do-not-call lists (``engine/claims.py``'s ``is_do_not_call``): an index probe in each
+do-not-call lists (``engine/claims.py``'s ``do_not_call_numbers``): an index probe in each
 registry's partition, whatever its size; an expired entry no longer stops a call.
 
 Loading, in the caller's transaction:

@@ -2,7 +2,7 @@
 
 A campaign with a pool (``caller_id_pools``, its numbers in ``caller_ids``) calls from one
 of its numbers instead of its one ``caller_id``, chosen in the claim, right before the
-attempt row is written (``choose``), and recorded on the attempt (``record``):
+attempt row is written (``choose``), and written on the attempt with it (``claims.py``):
 
 - ``round_robin``: the number used least recently (each in turn);
 - ``least_used``: the number with the fewest calls today, then the least recent;
@@ -21,7 +21,6 @@ Which numbers are local is pure code (:func:`area_of`), from phonenumbers' metad
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -88,10 +87,3 @@ async def choose(conn: Any, pool: Any, campaign_id: int, called: str) -> str | E
     if picked is None:
         return Exhausted(pool["tomorrow"])
     return str(picked)
-
-
-async def record(conn: Any, caller_ids: Sequence[tuple[str, str]]) -> None:
-    """The caller ID of each attempt ((attempt id, caller ID)), in the claim's transaction
-    (one round trip for them all)."""
-    if caller_ids:
-        await conn.executemany(query("set_attempt_caller_id"), caller_ids)

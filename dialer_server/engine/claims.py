@@ -7,16 +7,19 @@ same transaction decides what each one is for:
 
 - an attempt row, written *before* its Originate goes out: after any crash the
   database knows a call may exist (the caller dials it once the claim has
-  committed, marking it sent first, and never sends it twice; ``put_back``
-  returns an attempt its daemon never sent to the queue);
+  committed, and never sends it twice). A call to no particular agent is written
+  ``sent``: its Originate follows the commit with nothing in between. A call to
+  one agent (a personal callback, a preview) or an SMS is written ``created`` and
+  marked sent right before it goes out; ``put_back`` returns one its daemon never
+  sent;
 - a later plan, when the contact's calling window is closed now;
 - a final state: a number on a do-not-call list, a campaign without a strategy,
   a plan whose phone slot is empty.
 
 The claim reads once what every contact's decision needs (the caller-ID pool, which
-contacts still have an open attempt), and writes the attempt rows of all its calls with
-the same statements sent together (``_write_attempts``): a claim costs a few round
-trips, not a few per contact.
+contacts still have an open attempt, which numbers a do-not-call list holds), and writes
+the attempt rows of all its calls, and marks their contacts dialling, with one statement
+each (``_write_attempts``): a claim costs a few round trips, not a few per contact.
 
 A call's caller ID is chosen right before its attempt row (``caller_ids.choose``: the
 campaign's pool, if it has one) and recorded on it; a pool whose numbers all placed
@@ -25,6 +28,11 @@ their daily cap plans the contact for the campaign's next day.
 The claim first locks the campaign row and re-reads its state and line limit: a
 pause that has returned stops every claim after it, and ``max_concurrent_calls``
 holds across all daemons (their open calls are counted in the same transaction).
+A line is held from the attempt row until its call hangs up: the calls the claiming
+daemon saw hang up, whose results it is still writing, are not counted (the caller
+names them), so a line takes its next call without waiting for the last one's
+commit. Those of other daemons count until their results commit: the count is never
+below the lines the PBX really uses, at worst above it for a moment.
 Then it locks the PBXs it may place calls on (``lock_pbx_lines``, a transaction
 lock per PBX) and counts their open calls, so a PBX's ``max_channels`` holds across
 all daemons and campaigns the same way: no more contacts are leased than the PBXs
@@ -41,7 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,6 +94,8 @@ class Job:
     # The caller ID it is placed with: the pool's choice or the campaign's; None: the
     # daemon's [dialing] caller_id.
     caller_id: str | None = None
+    # Written sent by the claim (``_write_attempts``): its Originate follows the commit.
+    sent: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,13 +117,16 @@ async def claim(
     instance_id: int,
     pbxs: Sequence[PbxConfig],
     callback_pbx: str | None = None,
+    hung_up: Collection[str] = (),
 ) -> Claim:
     """Claim up to ``limit`` due contacts of the slot's campaign, in one transaction.
 
     ``free_agents()``: whom a due personal callback may be dialled to, asked once
     the campaign row is locked; ``pbxs``: the PBXs its calls may go to now (up, and
     the campaign's), ``callback_pbx`` the one personal callbacks go to (their
-    agents' queue's PBX; None: any of ``pbxs``).
+    agents' queue's PBX; None: any of ``pbxs``). ``hung_up``: the attempts whose
+    calls the caller saw hang up and whose results it has not committed yet: open in
+    the database, they hold no line (module docstring).
     """
     jobs: list[Job] = []
     closed: list[str] = []
@@ -121,11 +134,12 @@ async def claim(
         max_calls = await conn.fetchval(query("lock_campaign_lines"), slot.id)
         if max_calls is None:
             return Claim(jobs, closed)  # paused or stopped since the tick began
-        open_calls = await conn.fetchval(query("open_campaign_calls"), slot.id)
+        ended = list(hung_up)
+        open_calls = await conn.fetchval(query("open_campaign_calls"), slot.id, ended)
         limit = min(limit, max_calls - open_calls)
         if limit <= 0 or not pbxs:
             return Claim(jobs, closed)
-        placer = await _room_on(conn, pbxs)
+        placer = await _room_on(conn, pbxs, ended)
         if placer.free is not None:
             limit = min(limit, placer.free)
         if limit <= 0:
@@ -146,10 +160,24 @@ async def claim(
             r["contact_id"]
             for r in await conn.fetch(query("open_attempts_of"), [c["id"] for c in rows])
         }
+        dialable: list[_Dialable] = []
         for contact in rows:
-            pbx = _placing(placer, contact, callback_pbx)
+            candidate = await _dialable(conn, slot, strategy, contact, now, closed)
+            if candidate is not None:
+                dialable.append(candidate)
+        # One statement for the numbers of the whole claim.
+        listed = await _do_not_call(conn, slot.id, [c.number for c in dialable])
+        for candidate in dialable:
+            contact = candidate.contact
             job = await _prepare(
-                conn, slot, strategy, contact, now, closed, pbx, pool, contact["id"] in busy
+                conn,
+                slot,
+                candidate,
+                closed,
+                _placing(placer, contact, callback_pbx),
+                pool,
+                listed=candidate.number in listed,
+                has_open_attempt=contact["id"] in busy,
             )
             if job is not None:
                 jobs.append(job)
@@ -157,50 +185,56 @@ async def claim(
     return Claim(jobs, closed)
 
 
+async def _do_not_call(conn: Any, campaign_id: int, numbers: Sequence[str]) -> set[str]:
+    """Which of ``numbers`` a do-not-call list or registry holds for the campaign."""
+    if not numbers:
+        return set()
+    rows = await conn.fetch(query("do_not_call_numbers"), list(set(numbers)), campaign_id)
+    return {r["number"] for r in rows}
+
+
 async def _write_attempts(
     conn: Any, campaign_id: int, jobs: list[Job], instance_id: int
 ) -> list[Job]:
-    """Write the attempt rows of the claim's jobs, their contacts marked dialling: the
-    same statements for each, sent together (a round trip for all), then the new
-    attempts' ids read back. The jobs, each with its attempt id."""
+    """Write the attempt rows of the claim's jobs, their contacts marked dialling: one
+    statement for each, whatever the claim's size. The jobs, each with its attempt id.
+
+    A call that goes out as soon as the claim commits (``Job.sent``) is written sent,
+    with the time: nothing stands between the commit and its Originate. The others (a
+    call to one agent, an SMS) are written ``created``, and marked sent right before
+    they go out."""
     if not jobs:
         return jobs
-    await conn.executemany(
-        query("insert_engine_attempt"),
-        [
-            (
-                campaign_id,
-                j.contact_id,
-                j.channel,
-                j.phone_slot,
-                j.number,
-                j.step,
-                instance_id,
-                j.pbx,
-            )
-            for j in jobs
-        ],
+    rows = await conn.fetch(
+        query("insert_engine_attempts"),
+        campaign_id,
+        instance_id,
+        [j.contact_id for j in jobs],
+        [j.channel for j in jobs],
+        [j.phone_slot for j in jobs],
+        [j.number for j in jobs],
+        [j.step for j in jobs],
+        [j.pbx for j in jobs],
+        [j.caller_id for j in jobs],
+        [j.sent for j in jobs],
     )
-    # A claimed contact has no other open attempt (checked above): its created one is new.
-    ids = {
-        r["contact_id"]: str(r["id"])
-        for r in await conn.fetch(
-            query("created_attempts_of"), [j.contact_id for j in jobs], instance_id
-        )
-    }
-    await conn.executemany(query("mark_contact_dialling"), [(j.contact_id,) for j in jobs])
-    jobs = [dataclasses.replace(j, attempt_id=ids[j.contact_id]) for j in jobs]
-    await caller_ids.record(conn, [(j.attempt_id, j.caller_id) for j in jobs if j.caller_id])
-    return jobs
+    # A claimed contact has no other open attempt (checked above): one row each.
+    ids = {r["contact_id"]: str(r["id"]) for r in rows}
+    await conn.execute(query("mark_contacts_dialling"), [j.contact_id for j in jobs])
+    return [dataclasses.replace(j, attempt_id=ids[j.contact_id]) for j in jobs]
 
 
-async def _room_on(conn: Any, pbxs: Sequence[PbxConfig]) -> Placer:
-    """The PBXs' open calls, counted under their locks (only PBXs with a limit need one)."""
+async def _room_on(conn: Any, pbxs: Sequence[PbxConfig], hung_up: list[str]) -> Placer:
+    """The PBXs' calls holding a line, counted under their locks (only PBXs with a limit
+    need one)."""
     limited = [pbx.name for pbx in pbxs if pbx.limit is not None]
     in_use: dict[str, int] = {}
     if limited:
         await conn.execute(query("lock_pbx_lines"), PBX_LOCK_NAMESPACE, limited)
-        in_use = {r["pbx"]: r["calls"] for r in await conn.fetch(query("open_pbx_calls"), limited)}
+        in_use = {
+            r["pbx"]: r["calls"]
+            for r in await conn.fetch(query("open_pbx_calls"), limited, hung_up)
+        }
     return Placer([PbxLoad(p.name, in_use.get(p.name, 0), p.limit, p.share) for p in pbxs])
 
 
@@ -269,25 +303,30 @@ def one_call_per_agent(rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     return keep, later
 
 
-async def _prepare(
+@dataclasses.dataclass(frozen=True)
+class _Dialable:
+    """A claimed contact whose next action may go out now (its window is open): what
+    is left to check is its number against the do-not-call lists."""
+
+    contact: Any
+    strategy: Strategy
+    step: int
+    channel: str
+    phone_slot: int
+    number: str
+    ring_timeout_s: int
+
+
+async def _dialable(
     conn: Any,
     slot: CampaignSlot,
     strategy: Strategy | None,
     contact: Any,
     now: datetime,
     closed: list[str],
-    place: Callable[[], str | None],
-    pool: Any,
-    has_open_attempt: bool,
-) -> Job | None:
-    """Turn a claimed contact into a job whose attempt row is to be written (or a plan,
-    or a final state).
-
-    The final states given to contacts are appended to ``closed``; ``place()``
-    gives a call its PBX, None when none has room (the contact is then put back);
-    ``pool``: the campaign's caller-ID pool (``caller_ids.pool_of``). The job's
-    attempt id is given once its row is written (``_write_attempts``).
-    """
+) -> _Dialable | None:
+    """What a claimed contact is for, if it may go out now; else None, with its plan or
+    final state written (appended to ``closed``)."""
     contact_id = contact["id"]
     if strategy is None:
         await results.apply_decision(conn, contact_id, ENGINE_ERROR)
@@ -330,7 +369,33 @@ async def _prepare(
         if contact["preview_agent"] is not None:
             await conn.execute(query("release_preview"), contact_id)
         return None
-    if await conn.fetchval(query("is_do_not_call"), number, slot.id):
+    return _Dialable(contact, strategy, step, channel, slot_no, number, ring)
+
+
+async def _prepare(
+    conn: Any,
+    slot: CampaignSlot,
+    dialable: _Dialable,
+    closed: list[str],
+    place: Callable[[], str | None],
+    pool: Any,
+    *,
+    listed: bool,
+    has_open_attempt: bool,
+) -> Job | None:
+    """Turn a dialable contact into a job whose attempt row is to be written (or a
+    final state: do-not-call).
+
+    ``listed``: its number is on a do-not-call list. The final states given to contacts
+    are appended to ``closed``; ``place()`` gives a call its PBX, None when none has
+    room (the contact is then put back); ``pool``: the campaign's caller-ID pool
+    (``caller_ids.pool_of``). The job's attempt id is given once its row is written
+    (``_write_attempts``).
+    """
+    contact, contact_id = dialable.contact, dialable.contact["id"]
+    step, channel, slot_no = dialable.step, dialable.channel, dialable.phone_slot
+    number, ring = dialable.number, dialable.ring_timeout_s
+    if listed:
         if contact["preview_agent"] is not None:
             await conn.execute(query("release_preview"), contact_id)
         await results.apply_decision(conn, contact_id, close_for("dnc_listed"))
@@ -361,8 +426,11 @@ async def _prepare(
     caller_id = caller_id or slot.caller_id if channel == "call" else None
     text = ""
     if channel == "sms":
+        strategy = dialable.strategy
+        step_def = strategy.steps[step] if step < len(strategy.steps) else None
         template = (step_def.text if step_def and step_def.text else None) or strategy.sms_text
         text = render_text(template or "", _params(contact))
+    agent = target_agent(contact) if channel == "call" else None
     return Job(
         "",
         slot.id,
@@ -373,7 +441,7 @@ async def _prepare(
         slot_no,
         ring,
         text,
-        target_agent(contact) if channel == "call" else None,
+        agent,
         agent_first=(
             channel == "call"
             and contact["callback_agent"] is None
@@ -382,6 +450,8 @@ async def _prepare(
         ),
         pbx=pbx,
         caller_id=caller_id or None,
+        # Nothing holds back a call to no particular agent once the claim committed.
+        sent=channel == "call" and agent is None,
     )
 
 

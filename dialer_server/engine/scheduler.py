@@ -3,7 +3,8 @@
 PostgreSQL decides what is dialled. A contact is claimed and its attempt row
 written in one transaction *before* the Originate goes out, so after any crash
 the database knows a call may exist (``claims.py``); the row is marked sent, with
-the send time, right before its Originate, so a row still ``created`` never left.
+the send time, before its Originate (by the claim itself for a call that goes out as
+soon as it commits), so a row still ``created`` never left.
 Nothing is ever re-sent on a reconnect: open attempts are reconciled with what
 the PBX they were placed on knows, its live channels and the records its hangup
 handler kept of the calls that ended (``telephony/pbx_results.py``). Only an
@@ -92,6 +93,8 @@ MARK_SENT_TIMEOUT_S = 10.0
 # transaction: a few round trips for the batch instead of a dozen per call. Well
 # within a tick; nothing outside hears of a result before it committed.
 RESULT_LINGER_S = 0.05
+# Woken (agents free, lines free), the loop ticks early, but at most once per this.
+EARLY_TICK_GAP_S = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +180,16 @@ class Scheduler:
         self._running_dry: set[int] = set()
         self._completion_due = False
         self._stop = asyncio.Event()
-        # Set when agents free up: the loop ticks at once instead of at its cadence.
+        # Set when agents free up, or a call of a campaign with due contacts ended: the
+        # loop ticks at once instead of at its cadence (a line is not left idle until the
+        # next tick).
         self._wake = asyncio.Event()
+        # How each attempt task gives its line back (``_spawn``): as soon as its call
+        # hung up, while its result is being written.
+        self._releases: dict[str, Callable[[], None]] = {}
+        # Those attempts, until their results commit: open in the database, they hold
+        # no line (claims.claim does not count them).
+        self._hung_up: set[str] = set()
         if roster is not None:
             roster.on_change.append(self._wake.set)
         pbxs.on_state_change(self._pbx_state_changed)
@@ -233,14 +244,21 @@ class Scheduler:
                 due = (due if lag <= tick_s else now) + tick_s
                 await self._sleep(stop, max(0.0, due - time.monotonic()))
                 if self._wake.is_set():
-                    due = time.monotonic()  # an early tick: the cadence starts from it
+                    # An early tick, not sooner than EARLY_TICK_GAP_S after the last one
+                    # (the calls that end together free their lines together); the
+                    # cadence starts from it.
+                    await asyncio.sleep(max(0.0, now + EARLY_TICK_GAP_S - time.monotonic()))
+                    due = time.monotonic()
                 self._wake.clear()
         finally:
             await self._drain()
             await self.agents.close()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        """Until the next tick, or until stopped, or until the roster says agents changed."""
+        """Until the next tick, or until stopped, or until woken (``_wake``)."""
+        if seconds <= 0:
+            await asyncio.sleep(0)  # late already: the loop's other work still runs first
+            return
         waits = [
             asyncio.create_task(stop.wait(), name="scheduler-stop"),
             asyncio.create_task(self._wake.wait(), name="scheduler-wake"),
@@ -344,6 +362,7 @@ class Scheduler:
                 instance_id=self.instance.id,
                 pbxs=[pbx.config for pbx in pbxs],
                 callback_pbx=home.name if home is not None else None,
+                hung_up=self._hung_up,
             )
         # Counted once the transaction has committed.
         for state in claim.closed:
@@ -365,19 +384,37 @@ class Scheduler:
                 self._pbx_of[attempt_id] = pbx
         if slot is not None:
             self.slots.call_started(slot)
+        released = False
+
+        def release() -> None:
+            """The call hung up (or never went out): its line takes the next call."""
+            nonlocal released
+            if released:
+                return
+            released = True
+            if slot is not None:
+                self.slots.call_ended(slot, attempt_id)
+                if slot.id not in self._running_dry:
+                    self._wake.set()  # the tick claims the next due contact at once
+
+        if attempt_id is not None:
+            self._releases[attempt_id] = release
 
         async def runner() -> None:
             try:
                 await coro
             finally:
+                release()
                 if attempt_id is not None:
+                    self._releases.pop(attempt_id, None)
+                    self._hung_up.discard(attempt_id)
                     self._active.discard(attempt_id)
                     # Recorded (or never sent): reconciliation sets it again if not.
                     self._pbx_of.pop(attempt_id, None)
-                if slot is not None:
-                    self.slots.call_ended(slot, attempt_id)
-                    if slot.in_flight == 0 and slot.id in self._running_dry:
-                        self._completion_due = True
+                if slot is not None and slot.in_flight == 0 and slot.id in self._running_dry:
+                    # Its last result is committed: the campaign may be done.
+                    self._completion_due = True
+                    self._wake.set()
 
         task = asyncio.create_task(runner(), name=f"attempt-{attempt_id}" if attempt_id else name)
         self._tasks.add(task)
@@ -462,8 +499,9 @@ class Scheduler:
         # Written before the customer's Originate (an agent-first preview's agent
         # leg is not the call), with the time it goes out: a row still `created`
         # is one whose call provably never left (reconciliation puts its contact
-        # back), and sent_at is the send, never a later write.
-        if not await self._mark_sent(job):
+        # back), and sent_at is the send, never a later write. A call the claim wrote
+        # sent goes out now (claims.py).
+        if not job.sent and not await self._mark_sent(job):
             # Not placed: put back (no connection in time), or paused while it waited.
             await self._unclaim(job)
             return
@@ -679,11 +717,18 @@ class Scheduler:
         pbx = self.pbxs.get(pbx_name)
         # The trunk of the PBX the call went out on, for a trunk-error pause's reason.
         trunk = pbx.config.trunk if pbx is not None else self.config.dialing.trunk
+        # Its line is free: the PBX ended the call (its result commits meanwhile). But a
+        # trunk error's result may pause the campaign: no next call before it commits.
+        release = self._releases.get(result.attempt_id)
+        if release is not None and result.outcome is not Outcome.TRUNK_ERROR:
+            self._hung_up.add(result.attempt_id)
+            release()
         recorded = await self._results.submit((result, trunk))
         if recorded is None and self._stop.is_set():
             return  # not written: the PBX's record stays for the next start
         self._pbx_of.pop(result.attempt_id, None)
         self._after_record(recorded, "call", result.source, pbx_name)
+        self._hung_up.discard(result.attempt_id)  # committed: no longer open anywhere
         if self.config.dialing.call_end_context and pbx is not None:
             # Committed (or ended before): the PBX's copy is no longer needed.
             # Only the PBX the call was placed on has it.

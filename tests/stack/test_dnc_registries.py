@@ -48,7 +48,7 @@ def registry_file(numbers: list[str], *, header: str | None = "number") -> bytes
 
 
 async def listed(conn: Any, number: str, campaign_id: int = 0) -> bool:
-    return bool(await conn.fetchval(sql("is_do_not_call"), number, campaign_id))
+    return bool(await conn.fetch(sql("do_not_call_numbers"), [number], campaign_id))
 
 
 async def source(data: bytes, piece: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -213,7 +213,7 @@ async def test_until_a_replace_commits_every_check_sees_the_previous_registry(
 async def dnc_registries_plan_check(conn: Any) -> None:
     plan = await conn.fetchval(
         "EXPLAIN (FORMAT JSON) "
-        + sql("is_do_not_call").replace("$1", "'+12025550150'").replace("$2", "1")
+        + sql("do_not_call_numbers").replace("$1", "ARRAY['+12025550150']").replace("$2", "1")
     )
     text = json.dumps(plan)
     assert "Seq Scan" not in text, text

@@ -29,6 +29,3 @@ SET uses_today = CASE WHEN c.used_on = $2::date THEN c.uses_today + 1 ELSE 1 END
     used_on = $2::date, total_uses = c.total_uses + 1, last_used_at = clock_timestamp()
 FROM pick WHERE c.id = pick.id
 RETURNING c.number;
-
--- name: set_attempt_caller_id
-UPDATE attempts SET caller_id = $2 WHERE id = $1;

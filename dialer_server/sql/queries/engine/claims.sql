@@ -13,7 +13,10 @@ WHERE id = $1 AND state = 'running'
 FOR NO KEY UPDATE;
 
 -- name: open_campaign_calls
-SELECT count(*) FROM attempts WHERE campaign_id = $1 AND state <> 'ended' AND channel = 'call';
+-- The campaign's calls that hold a line: open attempts, but for those whose call the
+-- claiming daemon saw hang up ($2), their results on the way (claims.py).
+SELECT count(*) FROM attempts
+WHERE campaign_id = $1 AND state <> 'ended' AND channel = 'call' AND NOT (id = ANY ($2::uuid[]));
 
 -- name: lock_pbx_lines
 -- Serialises the claims placing calls on the same PBXs, across daemons and
@@ -26,8 +29,10 @@ SELECT pg_advisory_xact_lock($1, key)
 FROM (SELECT DISTINCT hashtext(name) AS key FROM unnest($2::text[]) AS name ORDER BY key) AS k;
 
 -- name: open_pbx_calls
+-- As open_campaign_calls, per PBX.
 SELECT pbx, count(*) AS calls FROM attempts
 WHERE state <> 'ended' AND channel = 'call' AND pbx = ANY ($1::text[])
+  AND NOT (id = ANY ($2::uuid[]))
 GROUP BY pbx;
 
 -- name: claim_due_contacts
@@ -61,41 +66,50 @@ RETURNING c.*, due.next_attempt_at AS due_at;
 UPDATE contacts SET next_attempt_at = $2, updated_at = now()
 WHERE id = $1 AND closed_at IS NULL;
 
--- name: is_do_not_call
--- The lists (global, the campaign's), and every national registry (migration 0015):
--- an index probe in each, whatever their size; an expired registry entry stops nothing.
-SELECT EXISTS (
-    SELECT 1 FROM dnc_numbers
-    WHERE number = $1 AND (campaign_id IS NULL OR campaign_id = $2)
+-- name: do_not_call_numbers
+-- Which of the claim's numbers ($1) the lists hold (global, the campaign's $2), or a
+-- national registry (migration 0015): one statement for the whole claim, and for each
+-- number an index probe in each list and registry partition, whatever their size
+-- (OFFSET 0 keeps each EXISTS a probe: the planner would otherwise hash a whole list
+-- when it thinks it small). An expired registry entry stops nothing.
+SELECT n.number FROM unnest($1::text[]) AS n(number)
+WHERE EXISTS (
+    SELECT 1 FROM dnc_numbers d
+    WHERE d.number = n.number AND (d.campaign_id IS NULL OR d.campaign_id = $2)
+    OFFSET 0
 ) OR EXISTS (
-    SELECT 1 FROM dnc_registry_numbers
-    WHERE number = $1 AND (expires_at IS NULL OR expires_at > now())
+    SELECT 1 FROM dnc_registry_numbers r
+    WHERE r.number = n.number AND (r.expires_at IS NULL OR r.expires_at > now())
+    OFFSET 0
 );
 
--- name: insert_engine_attempt
--- clock_timestamp(), not now(): a claim may wait for another daemon's lock,
--- and the attempt exists from when it is written, not from when we waited.
-INSERT INTO attempts (campaign_id, contact_id, channel, phone_slot, number, step, instance_id,
-                      pbx, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
-RETURNING id;
+-- name: insert_engine_attempts
+-- The claim's attempt rows, one statement for all (one array element per attempt).
+-- clock_timestamp(), not now(): a claim may wait for another daemon's lock, and the
+-- attempt exists from when it is written, not from when we waited. A call that goes
+-- out as soon as the claim commits ($10) is written sent, at that same time (claims.py).
+WITH t AS (SELECT clock_timestamp() AS at)
+INSERT INTO attempts (campaign_id, instance_id, contact_id, channel, phone_slot, number, step,
+                      pbx, caller_id, state, sent_at, created_at)
+SELECT $1, $2, j.contact_id, j.channel, j.phone_slot, j.number, j.step, j.pbx, j.caller_id,
+       CASE WHEN j.sent THEN 'sent' ELSE 'created' END, CASE WHEN j.sent THEN t.at END, t.at
+FROM unnest($3::bigint[], $4::text[], $5::smallint[], $6::text[], $7::smallint[],
+            $8::text[], $9::text[], $10::boolean[])
+    AS j(contact_id, channel, phone_slot, number, step, pbx, caller_id, sent),
+    t
+RETURNING contact_id, id;
 
 -- name: open_attempts_of
 -- Which of the claimed contacts still have an open attempt (its result plans next).
 SELECT DISTINCT contact_id FROM attempts WHERE contact_id = ANY ($1::bigint[]) AND state <> 'ended';
 
--- name: created_attempts_of
--- The attempts the claim just wrote (insert_engine_attempt, sent together): each of
--- these contacts has one open attempt, that one.
-SELECT contact_id, id FROM attempts
-WHERE contact_id = ANY ($1::bigint[]) AND state = 'created' AND instance_id = $2;
-
--- name: mark_contact_dialling
--- A preview contact is no longer shown to its agent once dialled.
+-- name: mark_contacts_dialling
+-- The contacts of the claim's attempts. A preview contact is no longer shown to its
+-- agent once dialled.
 UPDATE contacts
 SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL, next_channel = NULL,
     next_phone_slot = NULL, preview_agent = NULL, preview_offered_at = NULL, updated_at = now()
-WHERE id = $1;
+WHERE id = ANY ($1::bigint[]);
 
 -- name: release_preview
 -- A preview contact not dialled now (window closed, do-not-call): no longer its agent's.
