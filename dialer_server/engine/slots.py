@@ -69,6 +69,8 @@ class CampaignSlot:
     limiter: RateLimiter
     in_flight: int = 0
     window: CallingWindow = dataclasses.field(default_factory=lambda: DEFAULT_WINDOW)
+    # What ``window`` was parsed from (the row's calling_window and timezone).
+    window_key: tuple[str, str] | None = None
     # Where answered calls go (the campaign's mode) and the variables for it.
     dialplan: Dialplan | None = None
     # Agent modes only.
@@ -145,7 +147,11 @@ class Slots:
         slot.max_concurrent = row["max_concurrent_calls"]
         slot.trunk, slot.caller_id = row["trunk"], row["caller_id"]
         slot.pbxs = frozenset(row["pbxs"]) if row.get("pbxs") is not None else None
-        slot.window = campaign_window(row["calling_window"], row["timezone"])
+        # Parsed again only when it changed: every tick reads the rows.
+        window_key = (str(row["calling_window"]), row["timezone"])
+        if slot.window_key != window_key:
+            slot.window = campaign_window(row["calling_window"], row["timezone"])
+            slot.window_key = window_key
         slot.dialplan = dialplan_for(row, self._dialing)
         slot.mode = row.get("mode") or "automated"
         slot.queue = row.get("queue") or DEFAULT_QUEUE

@@ -124,15 +124,53 @@ def parse_message(text: str) -> Any:
     return message
 
 
+class _Corked:
+    """A transport whose writes of one turn of the event loop leave in one send.
+
+    The calls a claim hands out write their Originates one after the other, and the
+    results of a batch their ``DBDel``: one system call for them all instead of one
+    each. The order of the writes is kept; ``close`` sends what is pending first, and
+    ``abort`` drops it, as the transport does with its own buffer.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        data, self._pending = self._pending, []
+        if data and not self._transport.is_closing():
+            self._transport.write(b"".join(data))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _BoundedProtocol(panoramisk.ami_protocol.AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol, with a faster parser (``parse_message``) and a bound on what
-    an unfinished line or message may buffer.
+    """panoramisk's protocol, with a faster parser (``parse_message``), writes sent
+    together (``_Corked``) and a bound on what an unfinished line or message may buffer.
 
     panoramisk keeps the unfinished end of the stream and appends every read to it: a
     peer that never sends the blank line ending a message would grow it without end.
     Replies still go to their actions and events to the manager as panoramisk does
     (``handle_message``).
     """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(_Corked(transport))
 
     def data_received(self, data: bytes) -> None:
         if self.closed:

@@ -344,9 +344,9 @@ class CallTracker:
             if on_answered is not None:
                 await on_answered()
             try:
-                await asyncio.wait_for(
-                    call.hangup.wait(), request.max_call_s + request.result_margin_s
-                )
+                # A timeout, not wait_for: no task of its own for each call's wait.
+                async with asyncio.timeout(request.max_call_s + request.result_margin_s):
+                    await call.hangup.wait()
             except TimeoutError:
                 logger.warning(
                     "answered call outlived its maximum duration",
@@ -360,7 +360,8 @@ class CallTracker:
             return call_result(request.attempt_id, call, response, reason, answered_at=answered_at)
 
         try:
-            await asyncio.wait_for(call.hangup.wait(), HANGUP_GRACE_S)
+            async with asyncio.timeout(HANGUP_GRACE_S):
+                await call.hangup.wait()
         except TimeoutError:
             pass  # no channel was ever created: the Reason code is all there is
         return call_result(request.attempt_id, call, response, reason, answered_at=None)
