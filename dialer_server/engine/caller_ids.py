@@ -64,9 +64,10 @@ class Exhausted:
     retry_at: datetime
 
 
-async def pool_of(conn: Any, campaign_id: int) -> Any:
-    """The campaign's pool settings and its day (read once per claim); None: no pool."""
-    return await conn.fetchrow(query("caller_id_pool"), campaign_id)
+def pool_of(campaign: Any) -> Any:
+    """The campaign's pool settings and its day, from the row the claim locked (its
+    ``lock_campaign_lines``, read once per claim); None: no pool."""
+    return campaign if campaign["has_caller_id_pool"] else None
 
 
 async def choose(conn: Any, pool: Any, campaign_id: int, called: str) -> str | Exhausted | None:

@@ -131,9 +131,10 @@ async def claim(
     jobs: list[Job] = []
     closed: list[str] = []
     async with conn.transaction():
-        max_calls = await conn.fetchval(query("lock_campaign_lines"), slot.id)
-        if max_calls is None:
+        campaign = await conn.fetchrow(query("lock_campaign_lines"), slot.id)
+        if campaign is None:
             return Claim(jobs, closed)  # paused or stopped since the tick began
+        max_calls = campaign["max_concurrent_calls"]
         ended = list(hung_up)
         open_calls = await conn.fetchval(query("open_campaign_calls"), slot.id, ended)
         limit = min(limit, max_calls - open_calls)
@@ -154,12 +155,8 @@ async def claim(
         for contact in later:
             await conn.execute(query("unclaim_contact"), contact["id"], contact["due_at"])
         strategy = await strategies.get(conn, slot.id)
-        # Read once for the whole claim: its caller-ID pool, the contacts' open attempts.
-        pool = await caller_ids.pool_of(conn, slot.id)
-        busy = {
-            r["contact_id"]
-            for r in await conn.fetch(query("open_attempts_of"), [c["id"] for c in rows])
-        }
+        # Read once for the whole claim, with the campaign's lock: its caller-ID pool.
+        pool = caller_ids.pool_of(campaign)
         dialable: list[_Dialable] = []
         for contact in rows:
             candidate = await _dialable(conn, slot, strategy, contact, now, closed)
@@ -177,7 +174,7 @@ async def claim(
                 _placing(placer, contact, callback_pbx),
                 pool,
                 listed=candidate.number in listed,
-                has_open_attempt=contact["id"] in busy,
+                has_open_attempt=contact["has_open_attempt"],
             )
             if job is not None:
                 jobs.append(job)

@@ -1,14 +1,5 @@
 -- Caller-ID pools (engine/caller_ids.py): the choice of a call's caller ID in the claim.
 
--- name: caller_id_pool
--- The campaign's pool settings, and its day: today and tomorrow's start, in its time zone.
-SELECT p.rotation, p.daily_cap, p.local_presence,
-       (now() AT TIME ZONE c.timezone)::date AS today,
-       (date_trunc('day', now() AT TIME ZONE c.timezone) + interval '1 day')
-           AT TIME ZONE c.timezone AS tomorrow
-FROM caller_id_pools p JOIN campaigns c ON c.id = p.campaign_id
-WHERE p.campaign_id = $1;
-
 -- name: pick_caller_id
 -- One statement: the number to use, counted. $2: the campaign's today; $3: the daily
 -- cap (NULL: none); $4: least_used (else round_robin); $5, $6: the called number's area

@@ -8,9 +8,16 @@
 -- statement (open_campaign_calls), run after this one got the lock: a count in
 -- this statement would use a snapshot from before the wait, blind to the
 -- attempts the previous lock holder just committed.
-SELECT max_concurrent_calls FROM campaigns
-WHERE id = $1 AND state = 'running'
-FOR NO KEY UPDATE;
+-- With it, the campaign's caller-ID pool (engine/caller_ids.py: its settings, and the
+-- campaign's day, today and tomorrow's start in its time zone), NULL without one.
+SELECT c.max_concurrent_calls, p.campaign_id IS NOT NULL AS has_caller_id_pool,
+       p.rotation, p.daily_cap, p.local_presence,
+       (now() AT TIME ZONE c.timezone)::date AS today,
+       (date_trunc('day', now() AT TIME ZONE c.timezone) + interval '1 day')
+           AT TIME ZONE c.timezone AS tomorrow
+FROM campaigns c LEFT JOIN caller_id_pools p ON p.campaign_id = c.id
+WHERE c.id = $1 AND c.state = 'running'
+FOR NO KEY UPDATE OF c;
 
 -- name: open_campaign_calls
 -- The campaign's calls that hold a line: open attempts, but for those whose call the
@@ -59,7 +66,10 @@ WITH due AS (
 UPDATE contacts c
 SET next_attempt_at = NULL, updated_at = now()
 FROM due WHERE c.id = due.id
-RETURNING c.*, due.next_attempt_at AS due_at;
+RETURNING c.*, due.next_attempt_at AS due_at,
+          -- Its result plans what comes next (claims.py): no new attempt now.
+          EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id AND a.state <> 'ended')
+              AS has_open_attempt;
 
 -- name: unclaim_contact
 -- A claimed contact put back as it was (its agent already got a callback this claim).
@@ -98,10 +108,6 @@ FROM unnest($3::bigint[], $4::text[], $5::smallint[], $6::text[], $7::smallint[]
     AS j(contact_id, channel, phone_slot, number, step, pbx, caller_id, sent),
     t
 RETURNING contact_id, id;
-
--- name: open_attempts_of
--- Which of the claimed contacts still have an open attempt (its result plans next).
-SELECT DISTINCT contact_id FROM attempts WHERE contact_id = ANY ($1::bigint[]) AND state <> 'ended';
 
 -- name: mark_contacts_dialling
 -- The contacts of the claim's attempts. A preview contact is no longer shown to its
