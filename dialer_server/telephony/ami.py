@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Protocol
@@ -68,6 +70,10 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
 
     The first reply is Asterisk's answer to the action itself: for an async
     Originate, "successfully queued", long before the call's outcome.
+
+    Built and written without panoramisk's per-header calls (its case-insensitive
+    dict filled one ``__setitem__`` at a time, its id generator): every call sends an
+    Originate and a DBDel. The same store, id header and text as panoramisk's.
     """
 
     def __init__(
@@ -76,8 +82,24 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
         on_first_reply: Callable[[], None],
         as_list: bool | None = None,
     ) -> None:
-        super().__init__(dict(action), as_list=as_list)
+        store = {key.lower(): (key, value) for key, value in action.items()}
+        if "actionid" not in store:
+            store["actionid"] = ("ActionID", f"{_ACTION_ID_PREFIX}{next(_action_numbers)}")
+        self._store = store
+        self.as_list = as_list
+        self.responses: list[Any] = []
+        self.future = asyncio.get_running_loop().create_future()
         self._on_first_reply: Callable[[], None] | None = on_first_reply
+
+    def __str__(self) -> str:
+        lines: list[str] = []
+        for key, value in sorted(self._store.values()):
+            if isinstance(value, list | tuple):
+                lines.extend(f"{key}: {item}" for item in value)
+            else:
+                lines.append(f"{key}: {value}")
+        lines.append(_EOL)
+        return _EOL.join(lines)
 
     def add_message(self, message: Any) -> Any:
         if self._on_first_reply is not None:
@@ -85,6 +107,10 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
             on_first_reply()
         return super().add_message(message)
 
+
+# Action ids unique to this process, as panoramisk's: a prefix of its own, a counter.
+_ACTION_ID_PREFIX = f"action/{uuid.uuid4()}/"
+_action_numbers = itertools.count(1)
 
 _EOL = "\r\n"
 # Responses whose last line is a body, not a header: left to panoramisk's own parser.
@@ -439,7 +465,8 @@ class AmiClient:
         fut = manager.send_action(_TimedAction(action, replied, as_list), as_list=as_list)
         self._pending.add(fut)
         try:
-            reply = await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                reply = await fut
         except TimeoutError:
             self._action_failed(name, "timeout")
             raise

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import panoramisk
+import panoramisk.actions
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialer_server.telephony.ami import parse_message
+from dialer_server.telephony.ami import _TimedAction, parse_message
 
 MESSAGES = [
     "Event: Hangup\r\nPrivilege: call,all\r\nChannel: PJSIP/carrier-00000001\r\n"
@@ -54,3 +58,30 @@ _VALUES = st.text(alphabet="abc %:=2F-", max_size=8)
 @given(st.lists(st.tuples(_KEYS, _VALUES), max_size=8))
 def test_any_headers_are_parsed_as_panoramisk_parses_them(headers: list[tuple[str, str]]) -> None:
     _same("\r\n".join(f"{key}: {value}" for key, value in headers))
+
+
+_ACTION_KEYS = st.sampled_from(["Action", "Channel", "Variable", "Async", "ActionID", "Timeout"])
+_ACTION_VALUES = st.one_of(
+    st.text(alphabet="abc =/@-1", max_size=8),
+    st.lists(st.text(alphabet="abc =1", max_size=5), max_size=3),
+)
+
+
+@given(st.dictionaries(_ACTION_KEYS, _ACTION_VALUES, max_size=6))
+def test_an_action_is_written_as_panoramisk_writes_it(fields: dict[str, Any]) -> None:
+    # Ours is built without panoramisk's per-header calls: the same text, the same
+    # lookups, and an ActionID of its own unless the action has one.
+    async def both() -> tuple[Any, Any]:
+        return _TimedAction(fields, lambda: None), panoramisk.actions.Action(dict(fields))
+
+    ours, theirs = asyncio.run(both())
+    if "ActionID" in fields:
+        assert ours.id == theirs.id == fields["ActionID"]
+    else:
+        assert ours.id.startswith("action/") and ours.id != theirs.id
+    # The generated ids differ; everything else is the same text.
+    for action in (ours, theirs):
+        action._store["actionid"] = ("ActionID", "x")
+    assert str(ours) == str(theirs)
+    for key in fields:
+        assert ours[key.upper()] == theirs[key.upper()]
