@@ -68,9 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.log.level)
     try:
         if args.command == "run":
+            import uvloop
+
             from .daemon import run_daemon
 
-            asyncio.run(run_daemon(config))
+            # The daemon runs on uvloop (pyproject.toml says why); the other commands,
+            # short-lived, on asyncio's own loop.
+            uvloop.run(run_daemon(config))
         elif args.command == "migrate":
             asyncio.run(_migrate(config))
         elif args.command == "demo":
