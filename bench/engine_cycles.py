@@ -2,7 +2,9 @@
 
 Both sides place the same calls through the same real Asterisk to the same
 sipp far end (answer, hold 1 s, hang up), CONCURRENCY at a time, and count
-completed cycles (Originate -> answer -> Hangup) per second of wall time.
+completed cycles (Originate -> answer -> Hangup) per second of wall time: the
+engine's from its campaign's start to its completion, as PostgreSQL stamped
+them. Both run on uvloop, as the daemon does.
 The bare loop has no database, no strategy and no bookkeeping: it is what
 Asterisk and sipp can do on this machine, so the ratio is the engine's cost.
 
