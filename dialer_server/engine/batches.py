@@ -21,9 +21,10 @@ What it keeps true:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Batcher(Generic[T, R]):
         self._max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Set to end the linger early (``flush_now``).
+        self._now = asyncio.Event()
 
     async def submit(self, item: T) -> R | None:
         """Write ``item`` with the others of its batch; its result once written."""
@@ -67,6 +70,21 @@ class Batcher(Generic[T, R]):
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_all(), name=f"{self.name}-batches")
         return await future
+
+    def post(self, item: T) -> None:
+        """Write ``item`` with the others of its batch, answering nobody: for a write
+        nothing waits for (a progress mark). Its failure is the batch's, logged there."""
+        future: asyncio.Future[R | None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)
+        self._pending.append((item, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_all(), name=f"{self.name}-batches")
+
+    def flush_now(self) -> None:
+        """Write what is pending without waiting for the rest of the linger (nothing
+        more is coming: the caller knows)."""
+        if self._pending:
+            self._now.set()
 
     async def close(self) -> None:
         """Stop flushing; callers still waiting are cancelled."""
@@ -80,7 +98,13 @@ class Batcher(Generic[T, R]):
     async def _flush_all(self) -> None:
         taken: list[tuple[T, asyncio.Future[R | None]]] = []
         try:
-            await asyncio.sleep(self._linger_s)
+            if self._linger_s > 0:
+                with contextlib.suppress(TimeoutError):  # the linger's end
+                    async with asyncio.timeout(self._linger_s):
+                        await self._now.wait()
+            else:
+                await asyncio.sleep(0)
+            self._now.clear()
             while self._pending:
                 taken, self._pending = (
                     self._pending[: self._max_batch],
@@ -129,3 +153,9 @@ class Batcher(Generic[T, R]):
                 future.cancel()
             else:
                 future.set_exception(error)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A posted item's outcome, read so that asyncio does not report it unread."""
+    if not future.cancelled():
+        future.exception()

@@ -90,9 +90,11 @@ OWN_RECORD_GRACE = timedelta(minutes=1)
 # seconds, and a call that waits goes out late rather than not at all.
 MARK_SENT_TIMEOUT_S = 10.0
 # How long a result (or an answered mark) waits for others to be written with, in one
-# transaction: a few round trips for the batch instead of a dozen per call. Well
-# within a tick; nothing outside hears of a result before it committed.
-RESULT_LINGER_S = 0.05
+# transaction: a few round trips for the batch instead of a dozen per call. No line
+# waits for it (a line is free when its call hangs up); a batch goes at once when no
+# call this daemon follows is still up. Nothing outside hears of a result before it
+# committed.
+RESULT_LINGER_S = 0.2
 # Woken (agents free, lines free), the loop ticks early, but at most once per this.
 EARLY_TICK_GAP_S = 0.05
 
@@ -405,6 +407,9 @@ class Scheduler:
                 self.slots.call_ended(slot, attempt_id)
                 if slot.id not in self._running_dry:
                     self._wake.set()  # the tick claims the next due contact at once
+            if len(self._hung_up) >= len(self._active):
+                # No call of ours is still up: no result is coming to join the batch.
+                self._results.flush_now()
 
         if attempt_id is not None:
             self._releases[attempt_id] = release
@@ -481,13 +486,9 @@ class Scheduler:
             answered_at = time.monotonic()
             if sent_at is not None:
                 self.metrics.call_answered(job.campaign_id, answered_at - sent_at)
-            # A progress mark, best effort (it never holds up the call): written with
-            # the others of the moment.
-            try:
-                async with asyncio.timeout(2.0):
-                    await self._answered_marks.submit((job.attempt_id, datetime.now(UTC)))
-            except TRANSIENT_ERRORS as exc:
-                self.outage.down(exc, component="engine")
+            # A progress mark, best effort (nothing waits for it): written with the
+            # others of the moment.
+            self._answered_marks.post((job.attempt_id, datetime.now(UTC)))
 
         dialplan = slot.dialplan or dialplan_for({}, self.config.dialing)
         if job.agent is not None:
@@ -658,8 +659,15 @@ class Scheduler:
         return [attempt_id in marked for attempt_id, _ in marks]
 
     async def _write_answered_marks(self, marks: list[tuple[str, datetime]]) -> list[None]:
-        async with self.pool.acquire() as conn:
-            await store.mark_attempts_answered(conn, [a for a, _ in marks], [at for _, at in marks])
+        """Best effort: marks PostgreSQL cannot take within 2 s are dropped (each call's
+        result has its answer anyway), the outage noted."""
+        try:
+            async with asyncio.timeout(2.0), self.pool.acquire() as conn:
+                await store.mark_attempts_answered(
+                    conn, [a for a, _ in marks], [at for _, at in marks]
+                )
+        except TRANSIENT_ERRORS as exc:  # a timeout included
+            self.outage.down(exc, component="engine")
         return [None] * len(marks)
 
     async def _write_results(
@@ -741,7 +749,7 @@ class Scheduler:
         if self.config.dialing.call_end_context and pbx is not None:
             # Committed (or ended before): the PBX's copy is no longer needed.
             # Only the PBX the call was placed on has it.
-            await pbx_results.forget(pbx.ami, result.attempt_id)
+            pbx_results.forget_soon(pbx.ami, result.attempt_id)
 
     async def _record_outcome(
         self, attempt_id: str, outcome: str, channel: str, detail: str | None
