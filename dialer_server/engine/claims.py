@@ -18,8 +18,8 @@ same transaction decides what each one is for:
 
 The claim reads once what every contact's decision needs (the caller-ID pool, which
 contacts still have an open attempt, which numbers a do-not-call list holds), and writes
-the attempt rows of all its calls, and marks their contacts dialling, with one statement
-each (``_write_attempts``): a claim costs a few round trips, not a few per contact.
+the attempt rows of all its calls and marks their contacts dialling with one statement
+(``_write_attempts``): a claim costs a few round trips, not a few per contact.
 
 A call's caller ID is chosen right before its attempt row (``caller_ids.choose``: the
 campaign's pool, if it has one) and recorded on it; a pool whose numbers all placed
@@ -194,7 +194,7 @@ async def _write_attempts(
     conn: Any, campaign_id: int, jobs: list[Job], instance_id: int
 ) -> list[Job]:
     """Write the attempt rows of the claim's jobs, their contacts marked dialling: one
-    statement for each, whatever the claim's size. The jobs, each with its attempt id.
+    statement, whatever the claim's size. The jobs, each with its attempt id.
 
     A call that goes out as soon as the claim commits (``Job.sent``) is written sent,
     with the time: nothing stands between the commit and its Originate. The others (a
@@ -217,7 +217,6 @@ async def _write_attempts(
     )
     # A claimed contact has no other open attempt (checked above): one row each.
     ids = {r["contact_id"]: str(r["id"]) for r in rows}
-    await conn.execute(query("mark_contacts_dialling"), [j.contact_id for j in jobs])
     return [dataclasses.replace(j, attempt_id=ids[j.contact_id]) for j in jobs]
 
 

@@ -94,28 +94,31 @@ WHERE EXISTS (
 );
 
 -- name: insert_engine_attempts
--- The claim's attempt rows, one statement for all (one array element per attempt).
--- clock_timestamp(), not now(): a claim may wait for another daemon's lock, and the
--- attempt exists from when it is written, not from when we waited. A call that goes
--- out as soon as the claim commits ($10) is written sent, at that same time (claims.py).
-WITH t AS (SELECT clock_timestamp() AS at)
-INSERT INTO attempts (campaign_id, instance_id, contact_id, channel, phone_slot, number, step,
-                      pbx, caller_id, state, sent_at, created_at)
-SELECT $1, $2, j.contact_id, j.channel, j.phone_slot, j.number, j.step, j.pbx, j.caller_id,
-       CASE WHEN j.sent THEN 'sent' ELSE 'created' END, CASE WHEN j.sent THEN t.at END, t.at
-FROM unnest($3::bigint[], $4::text[], $5::smallint[], $6::text[], $7::smallint[],
-            $8::text[], $9::text[], $10::boolean[])
-    AS j(contact_id, channel, phone_slot, number, step, pbx, caller_id, sent),
-    t
-RETURNING contact_id, id;
-
--- name: mark_contacts_dialling
--- The contacts of the claim's attempts. A preview contact is no longer shown to its
+-- The claim's attempt rows, and their contacts marked dialling: one statement for all
+-- (one array element per attempt). clock_timestamp(), not now(): a claim may wait for
+-- another daemon's lock, and the attempt exists from when it is written, not from
+-- when we waited. A call that goes out as soon as the claim commits ($10) is written
+-- sent, at that same time (claims.py). A preview contact is no longer shown to its
 -- agent once dialled.
-UPDATE contacts
-SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL, next_channel = NULL,
-    next_phone_slot = NULL, preview_agent = NULL, preview_offered_at = NULL, updated_at = now()
-WHERE id = ANY ($1::bigint[]);
+WITH t AS (SELECT clock_timestamp() AS at),
+inserted AS (
+    INSERT INTO attempts (campaign_id, instance_id, contact_id, channel, phone_slot, number,
+                          step, pbx, caller_id, state, sent_at, created_at)
+    SELECT $1, $2, j.contact_id, j.channel, j.phone_slot, j.number, j.step, j.pbx, j.caller_id,
+           CASE WHEN j.sent THEN 'sent' ELSE 'created' END, CASE WHEN j.sent THEN t.at END, t.at
+    FROM unnest($3::bigint[], $4::text[], $5::smallint[], $6::text[], $7::smallint[],
+                $8::text[], $9::text[], $10::boolean[])
+        AS j(contact_id, channel, phone_slot, number, step, pbx, caller_id, sent),
+        t
+    RETURNING contact_id, id
+), dialling AS (
+    UPDATE contacts
+    SET state = 'sent_to_dialer', next_attempt_at = NULL, next_step = NULL,
+        next_channel = NULL, next_phone_slot = NULL, preview_agent = NULL,
+        preview_offered_at = NULL, updated_at = now()
+    WHERE id = ANY ($3::bigint[])
+)
+SELECT contact_id, id FROM inserted;
 
 -- name: release_preview
 -- A preview contact not dialled now (window closed, do-not-call): no longer its agent's.
