@@ -445,6 +445,33 @@ class AmiClient:
             raise AmiDisconnected()
         return await self._send(action, timeout or self.config.action_timeout_s, as_list)
 
+    def post_action(self, action: Mapping[str, str | list[str]]) -> None:
+        """Send an action whose reply nobody waits for (best effort: a ``DBDel``).
+
+        Its reply is counted by the action observers like any other; a lost link
+        fails it with the others in flight (``_teardown``), logged by nobody: whoever
+        posts it has a fallback. Asterisk answers every action, so nothing is left
+        waiting while the link lives. Raises AmiDisconnected when there is no link.
+        """
+        manager = self._manager
+        if not self.connected or manager is None or manager.protocol is None:
+            raise AmiDisconnected()
+        name = str(action.get("Action", ""))
+        sent = time.monotonic()
+
+        def replied() -> None:
+            for observer in self._action_observers:
+                observer.action_replied(name, time.monotonic() - sent)
+
+        fut = manager.send_action(_TimedAction(action, replied, False), as_list=False)
+        self._pending.add(fut)
+        fut.add_done_callback(lambda done: self._posted_done(done, name))
+
+    def _posted_done(self, fut: asyncio.Future[Any], name: str) -> None:
+        self._pending.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            self._action_failed(name, "disconnected")
+
     async def _send(
         self,
         action: Mapping[str, str | list[str]],
@@ -483,20 +510,27 @@ class AmiClient:
 
     # --- events ------------------------------------------------------------------------
     def _enqueue(self, _manager: Any, event: Event) -> None:
-        self._events.put_nowait(event)
+        if self._events.empty():
+            # Nothing before it waits: handled now, in order, without a hop through the
+            # queue (every call's events come this way).
+            self._handle(event)
+        else:
+            self._events.put_nowait(event)
 
     async def _dispatch(self) -> None:
         while True:
-            event = await self._events.get()
-            for handler in self._handlers:
-                try:
-                    handler(event)
-                except Exception:
-                    logger.exception(
-                        "AMI event handler failed on %s",
-                        event.get("Event"),
-                        extra={"action": "ami_event"},
-                    )
+            self._handle(await self._events.get())
+
+    def _handle(self, event: Event) -> None:
+        for handler in self._handlers:
+            try:
+                handler(event)
+            except Exception:
+                logger.exception(
+                    "AMI event handler failed on %s",
+                    event.get("Event"),
+                    extra={"action": "ami_event"},
+                )
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
