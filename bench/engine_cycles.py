@@ -4,7 +4,10 @@ Both sides place the same calls through the same real Asterisk to the same
 sipp far end (answer, hold 1 s, hang up), CONCURRENCY at a time, and count
 completed cycles (Originate -> answer -> Hangup) per second of wall time: the
 engine's from its campaign's start to its completion, as PostgreSQL stamped
-them. Both run on uvloop, as the daemon does.
+them. Both run on uvloop, as the daemon does. Each side first places ``--warmup``
+calls (300) that are not measured: the engine's daemon opens its pool's
+connections and prepares its statements then, once, as a daemon that has run for
+a while has; what is measured is the steady state.
 The bare loop has no database, no strategy and no bookkeeping: it is what
 Asterisk and sipp can do on this machine, so the ratio is the engine's cost.
 
@@ -59,9 +62,13 @@ from dialer_server.config import load_config  # noqa: E402
 from dialer_server.engine import store  # noqa: E402
 
 
-def numbers(count: int) -> list[str]:
+def numbers(count: int, prefix: str = "1303") -> list[str]:
     # ...201: the far end answers, holds 1 s and hangs up.
-    return [f"1303{i:04d}201" for i in range(count)]
+    return [f"{prefix}{i:04d}201" for i in range(count)]
+
+
+# The warm-up's calls: their own numbers, the same behaviour.
+WARMUP_PREFIX = "1304"
 
 
 async def bare_loop(
@@ -146,7 +153,17 @@ def _meter(stack: Stack, dialer_pid: int) -> CpuMeter:
     )
 
 
-async def bare(config: Any, stack: Stack, calls: list[str], concurrency: int) -> Phase:
+async def bare(config: Any, stack: Stack, calls: list[str], concurrency: int, warmup: int) -> Phase:
+    if warmup:
+        await bare_loop(
+            config.ami.host,
+            config.ami.port,
+            config.ami.username,
+            config.ami.secret,
+            config.dialing.trunk,
+            numbers(warmup, WARMUP_PREFIX),
+            concurrency,
+        )
     meter = _meter(stack, os.getpid())
     meter.start()
     started = time.monotonic()
@@ -166,9 +183,11 @@ async def bare(config: Any, stack: Stack, calls: list[str], concurrency: int) ->
 
 
 async def engine(
-    stack: Stack, calls: list[str], concurrency: int, profile: Path | None = None
+    stack: Stack, calls: list[str], concurrency: int, warmup: int, profile: Path | None = None
 ) -> Phase:
-    """The same calls as a campaign run by a daemon subprocess."""
+    """The same calls as a campaign run by a daemon subprocess, after a warm-up campaign
+    of ``warmup`` calls on the same daemon (its pool's connections opened, its statements
+    prepared: what a daemon pays once, not per call)."""
     async with fresh_database(load_config().database.url) as db_url:
         daemon = await start_daemon(
             ROOT,
@@ -180,6 +199,14 @@ async def engine(
         )
         try:
             conn = await asyncpg.connect(db_url)
+            if warmup:
+                await _run_to_completion(
+                    conn,
+                    daemon,
+                    await one_call_campaign(
+                        conn, "warm-up", numbers(warmup, WARMUP_PREFIX), concurrency
+                    ),
+                )
             campaign_id = await one_call_campaign(conn, "bench", calls, concurrency)
             statements = profile is not None and await _reset_statements(conn)
             sampler = _py_spy(daemon.pid, profile) if profile is not None else None
@@ -189,13 +216,7 @@ async def engine(
             started = await conn.fetchval(
                 "SELECT updated_at FROM campaigns WHERE id = $1", campaign_id
             )
-            while (
-                await conn.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id)
-                != "completed"
-            ):
-                if daemon.returncode is not None:
-                    raise SystemExit(f"engine: the daemon exited with {daemon.returncode}")
-                await asyncio.sleep(0.2)
+            await _wait_completed(conn, daemon, campaign_id)
             cpu = meter.stop()
             # From the campaign's start to its completion, as the database stamped them:
             # the poll above only notices the end up to 0.2 s late.
@@ -209,9 +230,10 @@ async def engine(
             if statements:
                 await _print_statements(conn, len(calls))
             answered = await conn.fetchval(
-                "SELECT count(*) FROM attempts WHERE outcome = 'answered'"
+                "SELECT count(*) FROM attempts WHERE outcome = 'answered' AND campaign_id = $1",
+                campaign_id,
             )
-            await _print_timeline(conn, elapsed)
+            await _print_timeline(conn, elapsed, campaign_id)
             await conn.close()
         finally:
             await stop_daemon(daemon)
@@ -220,7 +242,21 @@ async def engine(
     return Phase(len(calls), elapsed, cpu)
 
 
-async def _print_timeline(conn: Any, elapsed: float) -> None:
+async def _run_to_completion(conn: Any, daemon: Any, campaign_id: int) -> None:
+    await store.set_campaign_state(conn, campaign_id, "running")
+    await _wait_completed(conn, daemon, campaign_id)
+
+
+async def _wait_completed(conn: Any, daemon: Any, campaign_id: int) -> None:
+    while (
+        await conn.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id) != "completed"
+    ):
+        if daemon.returncode is not None:
+            raise SystemExit(f"engine: the daemon exited with {daemon.returncode}")
+        await asyncio.sleep(0.2)
+
+
+async def _print_timeline(conn: Any, elapsed: float, campaign_id: int) -> None:
     """Where a call's time went, from its attempt row (means, ms), and how long before
     the campaign was seen completed the last call ended (the completion check runs once
     a second): what the engine's rate counts besides the calls themselves."""
@@ -229,7 +265,8 @@ async def _print_timeline(conn: Any, elapsed: float) -> None:
                   avg(extract(epoch FROM answered_at - sent_at)) * 1000 AS sent_to_answered,
                   avg(extract(epoch FROM ended_at - answered_at)) * 1000 AS answered_to_ended,
                   extract(epoch FROM max(ended_at) - min(created_at)) AS first_to_last_s
-           FROM attempts"""
+           FROM attempts WHERE campaign_id = $1""",
+        campaign_id,
     )
     print(
         f"  engine timeline (mean ms): claimed->sent {row['claimed_to_sent']:.0f}, "
@@ -330,6 +367,12 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=300)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=300,
+        help="calls each side places before it is measured (0: none)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="profile the engine phase: py-spy's folded stacks in this directory, "
@@ -340,13 +383,14 @@ async def main() -> None:
     stack = Stack.running()
     calls = numbers(args.calls)
     print(
-        f"{args.calls} calls, {args.concurrency} at a time, far end holds 1 s "
+        f"{args.calls} calls, {args.concurrency} at a time, far end holds 1 s, "
+        f"after {args.warmup} calls of warm-up "
         f"(Asterisk {config.ami.host}:{config.ami.port}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f})",
         flush=True,
     )
-    bare_phase = await bare(config, stack, calls, args.concurrency)
-    engine_phase = await engine(stack, calls, args.concurrency, args.profile)
+    bare_phase = await bare(config, stack, calls, args.concurrency, args.warmup)
+    engine_phase = await engine(stack, calls, args.concurrency, args.warmup, args.profile)
     report(bare_phase, engine_phase, args.concurrency)
 
 

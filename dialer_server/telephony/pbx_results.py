@@ -185,6 +185,13 @@ async def forget(ami: AmiClient, attempt_id: str) -> None:
         )
 
 
+def forget_soon(ami: AmiClient, attempt_id: str) -> None:
+    """``forget``, without waiting for Asterisk's reply: what every call's end does. A
+    record left behind (the link dropped) is removed by the next reconciliation."""
+    with contextlib.suppress(AmiError):
+        ami.post_action({"Action": "DBDel", "Family": FAMILY, "Key": attempt_id})
+
+
 # What the hangup handler needs besides its context (modules.conf).
 HANDLER_MODULES = ("func_db", "func_hangupcause")
 
