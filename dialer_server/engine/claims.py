@@ -29,9 +29,9 @@ The claim first locks the campaign row and re-reads its state and line limit: a
 pause that has returned stops every claim after it, and ``max_concurrent_calls``
 holds across all daemons (their open calls are counted in the same transaction).
 A line is held from the attempt row until its call hangs up: the calls the claiming
-daemon saw hang up, whose results it is still writing, are not counted (the caller
-names them), so a line takes its next call without waiting for the last one's
-commit. Those of other daemons count until their results commit: the count is never
+daemon saw hang up, whose results it is still writing, are not counted when the
+caller names them (the scheduler does while no other daemon shares the database), so
+a line takes its next call without waiting for the last one's commit. Those of other daemons count until their results commit: the count is never
 below the lines the PBX really uses, at worst above it for a moment.
 Then it locks the PBXs it may place calls on (``lock_pbx_lines``, a transaction
 lock per PBX) and counts their open calls, so a PBX's ``max_channels`` holds across

@@ -103,6 +103,11 @@ class Instance:
                     )
         await self._drop()
 
+    async def alone(self, conn: Any) -> bool:
+        """Whether no other daemon is alive on this database now."""
+        assert self.id is not None
+        return int(await conn.fetchval(query("other_live_instances"), self.id)) == 0
+
     def may_adopt(self) -> bool:
         """Whether the open attempts of daemons without a lock are theirs to take over.
 

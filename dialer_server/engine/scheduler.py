@@ -97,6 +97,8 @@ MARK_SENT_TIMEOUT_S = 10.0
 RESULT_LINGER_S = 0.2
 # Woken (agents free, lines free), the loop ticks early, but at most once per this.
 EARLY_TICK_GAP_S = 0.05
+# How often the loop checks whether other daemons share the database.
+ALONE_CHECK_S = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +194,13 @@ class Scheduler:
         # Those attempts, until their results commit: open in the database, they hold
         # no line (claims.claim does not count them).
         self._hung_up: set[str] = set()
+        # Whether no other daemon runs on this database (checked every ALONE_CHECK_S).
+        # Only then does a line take its next call as soon as its call hangs up: with
+        # others, the line goes back at the commit, to whichever daemon claims first,
+        # so that every daemon gets its share of a campaign (the one whose call it was
+        # would otherwise always be first).
+        self._alone = False
+        self._alone_checked_at = float("-inf")
         # The running campaigns' rows, and when the loop read them (_tick).
         self._campaigns: list[dict[str, Any]] = []
         self._campaigns_read_at = float("-inf")
@@ -319,6 +328,9 @@ class Scheduler:
         if now - self._campaigns_read_at >= self.config.dialing.tick_s / 2:
             async with self.pool.acquire() as conn:
                 self._campaigns = await store.running_campaigns(conn)
+                if now - self._alone_checked_at >= ALONE_CHECK_S:
+                    self._alone = await self.instance.alone(conn)
+                    self._alone_checked_at = now
             self._campaigns_read_at = now
         slots = self.slots.update(self._campaigns)
         for_agents = await self.agents.calls_wanted([s for s in slots if s.agents is not None])
@@ -373,7 +385,7 @@ class Scheduler:
                 instance_id=self.instance.id,
                 pbxs=[pbx.config for pbx in pbxs],
                 callback_pbx=home.name if home is not None else None,
-                hung_up=self._hung_up,
+                hung_up=self._hung_up if self._alone else (),
             )
         # Counted once the transaction has committed.
         for state in claim.closed:
@@ -405,7 +417,7 @@ class Scheduler:
             released = True
             if slot is not None:
                 self.slots.call_ended(slot, attempt_id)
-                if slot.id not in self._running_dry:
+                if self._alone and slot.id not in self._running_dry:
                     self._wake.set()  # the tick claims the next due contact at once
             if len(self._hung_up) >= len(self._active):
                 # No call of ours is still up: no result is coming to join the batch.
