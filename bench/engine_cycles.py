@@ -194,7 +194,6 @@ async def engine(
             {
                 "DIALER_DATABASE_URL": db_url,
                 "DIALER_DIALING_STRATEGIES_DIR": str(ROOT / "strategies"),
-                "DIALER_DIALING_TICK_S": "0.05",
             },
         )
         try:

@@ -31,13 +31,14 @@ holds across all daemons (their open calls are counted in the same transaction).
 A line is held from the attempt row until its call hangs up: the calls the claiming
 daemon saw hang up, whose results it is still writing, are not counted when the
 caller names them (the scheduler does while no other daemon shares the database), so
-a line takes its next call without waiting for the last one's commit. Those of other daemons count until their results commit: the count is never
-below the lines the PBX really uses, at worst above it for a moment.
-Then it locks the PBXs it may place calls on (``lock_pbx_lines``, a transaction
-lock per PBX) and counts their open calls, so a PBX's ``max_channels`` holds across
-all daemons and campaigns the same way: no more contacts are leased than the PBXs
-have room for, and each call's attempt row names the PBX ``placement.py`` chose
-(its limit and weight), before its Originate. PBXs without a limit need no lock.
+a line takes its next call without waiting for the last one's commit. Those of other
+daemons count until their results commit: the count is never below the lines the PBX
+really uses, at worst above it for a moment. Then it locks the PBXs it may place
+calls on (``lock_pbx_lines``, a transaction lock per PBX) and counts their open calls
+the same way, so a PBX's ``max_channels`` holds across all daemons and campaigns: no
+more contacts are leased than the PBXs have room for, and each call's attempt row names
+the PBX ``placement.py`` chose (its limit and weight), before its Originate. PBXs
+without a limit need no lock.
 A personal callback, and a preview contact its agent called (or whose preview
 timeout passed), is claimed only while its agent is free, one per agent per
 claim (``one_call_per_agent``), and dialled to that agent, on the PBX of the

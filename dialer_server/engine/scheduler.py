@@ -485,13 +485,14 @@ class Scheduler:
             sent_at = time.monotonic()
             self.metrics.call_originated(job.campaign_id, trunk)
             self.metrics.pbx_call_placed(pbx.name)
-            logger.debug(
-                "call sent",
-                extra={
-                    **_ids(job.campaign_id, job.contact_id, action="originate"),
-                    "attempt_id": job.attempt_id,
-                },
-            )
+            if logger.isEnabledFor(logging.DEBUG):  # its fields are built per call
+                logger.debug(
+                    "call sent",
+                    extra={
+                        **_ids(job.campaign_id, job.contact_id, action="originate"),
+                        "attempt_id": job.attempt_id,
+                    },
+                )
 
         async def on_answered() -> None:
             nonlocal answered_at
@@ -808,16 +809,17 @@ class Scheduler:
             self.metrics.contact_closed(recorded.campaign_id, recorded.decision.state)
         elif recorded.decision is not None:
             self.metrics.retry_scheduled(recorded.campaign_id)
-        logger.info(
-            "attempt %s: %s",
-            recorded.outcome,
-            results.describe(recorded.decision),
-            extra={
-                **_ids(recorded.campaign_id, recorded.contact_id, action="result"),
-                "attempt_id": recorded.attempt_id,
-                "outcome": recorded.outcome,
-            },
-        )
+        if logger.isEnabledFor(logging.INFO):  # its text and fields are built per call
+            logger.info(
+                "attempt %s: %s",
+                recorded.outcome,
+                results.describe(recorded.decision),
+                extra={
+                    **_ids(recorded.campaign_id, recorded.contact_id, action="result"),
+                    "attempt_id": recorded.attempt_id,
+                    "outcome": recorded.outcome,
+                },
+            )
 
     # --- reconciliation ----------------------------------------------------------------
     async def _reconcile(self) -> None:
