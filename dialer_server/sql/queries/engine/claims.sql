@@ -100,16 +100,17 @@ WHERE EXISTS (
 -- when we waited. A call that goes out as soon as the claim commits ($10) is written
 -- sent, at that same time (claims.py). A preview contact is no longer shown to its
 -- agent once dialled.
-WITH t AS (SELECT clock_timestamp() AS at),
-inserted AS (
+WITH inserted AS (
     INSERT INTO attempts (campaign_id, instance_id, contact_id, channel, phone_slot, number,
                           step, pbx, caller_id, state, sent_at, created_at)
     SELECT $1, $2, j.contact_id, j.channel, j.phone_slot, j.number, j.step, j.pbx, j.caller_id,
-           CASE WHEN j.sent THEN 'sent' ELSE 'created' END, CASE WHEN j.sent THEN t.at END, t.at
-    FROM unnest($3::bigint[], $4::text[], $5::smallint[], $6::text[], $7::smallint[],
-                $8::text[], $9::text[], $10::boolean[])
-        AS j(contact_id, channel, phone_slot, number, step, pbx, caller_id, sent),
-        t
+           CASE WHEN j.sent THEN 'sent' ELSE 'created' END, CASE WHEN j.sent THEN j.at END, j.at
+    -- The time read once per row (a volatile column keeps the subquery apart): each
+    -- attempt is created, in the claim's order, and sent at one instant.
+    FROM (SELECT *, clock_timestamp() AS at
+          FROM unnest($3::bigint[], $4::text[], $5::smallint[], $6::text[], $7::smallint[],
+                      $8::text[], $9::text[], $10::boolean[])
+              AS j(contact_id, channel, phone_slot, number, step, pbx, caller_id, sent)) AS j
     RETURNING contact_id, id
 ), dialling AS (
     UPDATE contacts
