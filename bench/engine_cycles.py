@@ -154,28 +154,18 @@ def _meter(stack: Stack, dialer_pid: int) -> CpuMeter:
 
 
 async def bare(config: Any, stack: Stack, calls: list[str], concurrency: int, warmup: int) -> Phase:
-    if warmup:
-        await bare_loop(
-            config.ami.host,
-            config.ami.port,
-            config.ami.username,
-            config.ami.secret,
-            config.dialing.trunk,
-            numbers(warmup, WARMUP_PREFIX),
-            concurrency,
+    def place(these: list[str]) -> Any:
+        ami = config.ami
+        return bare_loop(
+            ami.host, ami.port, ami.username, ami.secret, config.dialing.trunk, these, concurrency
         )
+
+    if warmup:
+        await place(numbers(warmup, WARMUP_PREFIX))
     meter = _meter(stack, os.getpid())
     meter.start()
     started = time.monotonic()
-    await bare_loop(
-        config.ami.host,
-        config.ami.port,
-        config.ami.username,
-        config.ami.secret,
-        config.dialing.trunk,
-        calls,
-        concurrency,
-    )
+    await place(calls)
     elapsed = time.monotonic() - started
     cpu = meter.stop()
     del cpu["postgresql"]  # no database: what it did meanwhile is not the loop's

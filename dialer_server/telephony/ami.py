@@ -453,8 +453,18 @@ class AmiClient:
         posts it has a fallback. Asterisk answers every action, so nothing is left
         waiting while the link lives. Raises AmiDisconnected when there is no link.
         """
+        if not self.connected:
+            raise AmiDisconnected()
+        name, fut = self._write(action, False)
+        fut.add_done_callback(lambda done: self._posted_done(done, name))
+
+    def _write(
+        self, action: Mapping[str, str | list[str]], as_list: bool | None
+    ) -> tuple[str, asyncio.Future[Any]]:
+        """Write an action; its name and the future of its reply (in ``_pending`` until
+        it is answered or the link drops). Raises AmiDisconnected when there is no link."""
         manager = self._manager
-        if not self.connected or manager is None or manager.protocol is None:
+        if manager is None or manager.protocol is None:
             raise AmiDisconnected()
         name = str(action.get("Action", ""))
         sent = time.monotonic()
@@ -463,9 +473,10 @@ class AmiClient:
             for observer in self._action_observers:
                 observer.action_replied(name, time.monotonic() - sent)
 
-        fut = manager.send_action(_TimedAction(action, replied, False), as_list=False)
+        # protocol.send() sets the action's as_list from its own argument.
+        fut = manager.send_action(_TimedAction(action, replied, as_list), as_list=as_list)
         self._pending.add(fut)
-        fut.add_done_callback(lambda done: self._posted_done(done, name))
+        return name, fut
 
     def _posted_done(self, fut: asyncio.Future[Any], name: str) -> None:
         self._pending.discard(fut)
@@ -478,19 +489,7 @@ class AmiClient:
         timeout: float,
         as_list: bool | None = None,
     ) -> list[Any]:
-        manager = self._manager
-        name = str(action.get("Action", ""))
-        if manager is None or manager.protocol is None:
-            raise AmiDisconnected()
-        sent = time.monotonic()
-
-        def replied() -> None:
-            for observer in self._action_observers:
-                observer.action_replied(name, time.monotonic() - sent)
-
-        # protocol.send() sets the action's as_list from its own argument.
-        fut = manager.send_action(_TimedAction(action, replied, as_list), as_list=as_list)
-        self._pending.add(fut)
+        name, fut = self._write(action, as_list)
         try:
             async with asyncio.timeout(timeout):
                 reply = await fut
