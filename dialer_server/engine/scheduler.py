@@ -749,8 +749,10 @@ class Scheduler:
         trunk = pbx.config.trunk if pbx is not None else self.config.dialing.trunk
         # Its line is free: the PBX ended the call (its result commits meanwhile). But a
         # trunk error's result may pause the campaign: no next call before it commits.
+        # Only for a daemon alone on its database: with others, the line goes back at
+        # the commit (``_alone``).
         release = self._releases.get(result.attempt_id)
-        if release is not None and result.outcome is not Outcome.TRUNK_ERROR:
+        if self._alone and release is not None and result.outcome is not Outcome.TRUNK_ERROR:
             self._hung_up.add(result.attempt_id)
             release()
         recorded = await self._results.submit((result, trunk))
