@@ -253,15 +253,19 @@ async def _print_timeline(conn: Any, elapsed: float, campaign_id: int) -> None:
         """SELECT avg(extract(epoch FROM sent_at - created_at)) * 1000 AS claimed_to_sent,
                   avg(extract(epoch FROM answered_at - sent_at)) * 1000 AS sent_to_answered,
                   avg(extract(epoch FROM ended_at - answered_at)) * 1000 AS answered_to_ended,
-                  extract(epoch FROM max(ended_at) - min(created_at)) AS first_to_last_s
-           FROM attempts WHERE campaign_id = $1""",
+                  extract(epoch FROM max(ended_at) - min(created_at)) AS first_to_last_s,
+                  sum(extract(epoch FROM ended_at - created_at))
+                    / extract(epoch FROM max(ended_at) - min(created_at)) AS mean_in_flight,
+                  avg(extract(epoch FROM created_at - previous_end)) * 1000 AS end_to_claim
+           FROM (SELECT *, lag(ended_at) OVER (ORDER BY ended_at) AS previous_end
+                 FROM attempts WHERE campaign_id = $1) a""",
         campaign_id,
     )
     print(
         f"  engine timeline (mean ms): claimed->sent {row['claimed_to_sent']:.0f}, "
         f"sent->answered {row['sent_to_answered']:.0f}, answered->ended "
         f"{row['answered_to_ended']:.0f}; first claim to last end {row['first_to_last_s']:.2f} s "
-        f"of {elapsed:.2f} s",
+        f"of {elapsed:.2f} s; {row['mean_in_flight']:.0f} calls up on average",
         flush=True,
     )
 

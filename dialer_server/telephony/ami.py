@@ -25,7 +25,7 @@ import random
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -89,7 +89,8 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
         self.as_list = as_list
         self.responses: list[Any] = []
         self.future = asyncio.get_running_loop().create_future()
-        self._on_first_reply: Callable[[], None] | None = on_first_reply
+        self._on_first_reply = on_first_reply
+        self._multi = False
 
     def __str__(self) -> str:
         lines: list[str] = []
@@ -101,11 +102,38 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
         lines.append(_EOL)
         return _EOL.join(lines)
 
+    @property
+    def id(self) -> Any:
+        return self._store["actionid"][1]
+
+    action_id = id
+
     def add_message(self, message: Any) -> Any:
-        if self._on_first_reply is not None:
-            on_first_reply, self._on_first_reply = self._on_first_reply, None
-            on_first_reply()
-        return super().add_message(message)
+        """panoramisk's ``Action.add_message`` (the same results, the same future),
+        with whether the reply has several messages worked out once, from its first
+        one, where panoramisk works it out twice for every message."""
+        responses = self.responses
+        responses.append(message)
+        if len(responses) == 1:
+            self._on_first_reply()
+            self._multi = panoramisk.actions.Action.multi.fget(self)
+        multi = self._multi
+        store = message._store
+        completed = (
+            store.get("event", _NO_HEADER)[1].endswith("Complete")
+            or store.get("subevent", _NO_HEADER)[1] in ("End", "Exec")
+            or store.get("response", _NO_HEADER)[1] in ("Success", "Error", "Fail", "Failure")
+            or not multi
+        )
+        if not completed or self.future.done():
+            return None
+        if not multi:
+            self.future.set_result(responses[0])
+            return True
+        if len(responses) > 1:
+            self.future.set_result(responses)
+            return True
+        return False
 
 
 # Action ids unique to this process, as panoramisk's: a prefix of its own, a counter.
@@ -121,33 +149,52 @@ def parse_message(text: str) -> Any:
     """One AMI message (its lines, without the blank line ending it) as panoramisk's
     ``Message``, or None when it is neither an event nor a response.
 
-    The same Message as ``panoramisk.Message.from_line`` gives, built without its
-    per-header Python calls (a case-insensitive dict filled one ``__setitem__`` at a
-    time): every event of every call goes through here.
+    The same Message as ``panoramisk.Message.from_line`` gives, built in one pass
+    without its per-header Python calls (a case-insensitive dict filled one
+    ``__setitem__`` at a time): every event of every call goes through here. The
+    rare message panoramisk reads in a way of its own (a body, one header name in
+    two spellings) is left to panoramisk.
     """
     if text.startswith(_HAS_BODY):
         return panoramisk.Message.from_line(text)
-    headers: dict[str, Any] = {}
+    store: dict[str, tuple[str, Any]] = {}
     for line in text.split(_EOL):
         key, separator, value = line.partition(": ")
         if not separator:
             continue
-        if key == "Result" or (key[:1] in ("R", "r") and key.lower() == "result"):
-            value = urllib.parse.unquote(value).strip()
-        if key in headers:
+        lower = key.lower()
+        old = store.get(lower)
+        if old is None:
+            store[lower] = (key, value)
+        elif old[0] == key:
             # A repeated header (Variable, ChanVariable...): its values as a list.
-            old = headers[key]
-            headers[key] = [*old, value] if isinstance(old, list) else [old, value]
+            values = old[1]
+            store[lower] = (key, [*values, value] if isinstance(values, list) else [values, value])
         else:
-            headers[key] = value
-    if "Event" not in headers and "Response" not in headers:
+            return panoramisk.Message.from_line(text)
+    if store.get("event", _NO_HEADER)[0] != "Event" and (
+        store.get("response", _NO_HEADER)[0] != "Response"
+    ):
         return None
-    message = panoramisk.Message.__new__(panoramisk.Message)
-    store = {key.lower(): (key, value) for key, value in headers.items()}
+    result = store.get("result")
+    if result is not None:
+        key, value = result
+        store["result"] = (
+            key,
+            [_unquoted(item) for item in value] if isinstance(value, list) else _unquoted(value),
+        )
     store["content"] = ("content", "")
+    message = panoramisk.Message.__new__(panoramisk.Message)
     message._store = store
     message.manager = None
     return message
+
+
+def _unquoted(value: str) -> str:
+    return urllib.parse.unquote(value).strip()
+
+
+_NO_HEADER = ("", "")
 
 
 class _Corked:
@@ -220,6 +267,31 @@ class _BoundedProtocol(panoramisk.ami_protocol.AMIProtocol):  # type: ignore[mis
         elif len(pending) > MAX_AMI_MESSAGE_BYTES:
             self._refuse(f"a message longer than {MAX_AMI_MESSAGE_BYTES} bytes")
 
+    def handle_message(self, message: Any) -> None:
+        """panoramisk's: a reply goes to its action (dropped from those awaiting one
+        once complete), an event to the manager, a Shutdown closes the link; read
+        from the message's store directly, without its case-insensitive lookups."""
+        store = message._store
+        command_id = store.get("commandid")
+        action_id = store.get("actionid")
+        responses = self.responses
+        response = None
+        if responses:
+            key = command_id if command_id is not None else action_id
+            if key is not None:
+                response = responses.get(key[1])
+            if response is None and action_id is not None and action_id[1]:
+                response = responses.get(action_id[1])
+        if response is not None:
+            if response.add_message(message):
+                responses.pop(response.id)
+                if response.action_id:
+                    responses.pop(response.action_id, None)
+        elif "event" in store:
+            if store["event"][1].lower() == "shutdown":
+                self.connection_lost(message)
+            self.factory.dispatch(message)
+
     def _refuse(self, what: str) -> None:
         logger.warning(
             "AMI peer sent %s without ending it: dropping the connection",
@@ -234,9 +306,22 @@ class _BoundedProtocol(panoramisk.ami_protocol.AMIProtocol):  # type: ignore[mis
 class _Manager(panoramisk.Manager):  # type: ignore[misc]
     """panoramisk's Manager minus its reconnect and its unchecked pings."""
 
-    def __init__(self, on_lost: Callable[[Any], None], **config: Any) -> None:
+    def __init__(
+        self,
+        on_lost: Callable[[Any], None],
+        on_event: Callable[[Any, Event], None],
+        **config: Any,
+    ) -> None:
         super().__init__(**config)
         self._on_lost = on_lost
+        self._on_event = on_event
+
+    def dispatch(self, event: Event) -> list[str]:
+        """Every event to ``on_event``: the one subscriber, without panoramisk's match of
+        each event's name against each registered pattern."""
+        event.manager = self
+        self._on_event(self, event)
+        return ["*"]
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         # A failed connect is reported to AmiClient.run by the awaited task;
@@ -340,6 +425,7 @@ class AmiClient:
         self._lost = lost = asyncio.Event()
         manager = _Manager(
             on_lost=lambda exc: lost.set(),
+            on_event=self._enqueue,
             host=self.config.host,
             port=self.config.port,
             loop=asyncio.get_running_loop(),
@@ -349,7 +435,6 @@ class AmiClient:
             forgetable_actions=("ping", "login"),
             protocol_factory=_BoundedProtocol,
         )
-        manager.register_event("*", self._enqueue)
         self._manager = manager
         await asyncio.wait_for(manager.connect(), self.config.connect_timeout_s)
         reply = await self._send(
@@ -441,9 +526,24 @@ class AmiClient:
         text, QueueAdd's "Added interface to queue" among them, and would wait
         for more).
         """
+        return await self.begin_action(action, timeout, as_list=as_list)
+
+    def begin_action(
+        self,
+        action: Mapping[str, str | list[str]],
+        timeout: float | None = None,
+        *,
+        as_list: bool | None = None,
+    ) -> Coroutine[Any, Any, list[Any]]:
+        """``send_action`` in two steps: the action is written now (AmiDisconnected is
+        raised now), its reply is what the returned coroutine gives once awaited, with
+        the same errors. Who must know the action left before the reply comes (an
+        Originate) needs no task of its own for it; the coroutine must be awaited.
+        """
         if not self.connected:
             raise AmiDisconnected()
-        return await self._send(action, timeout or self.config.action_timeout_s, as_list)
+        name, fut = self._write(action, as_list)
+        return self._reply(name, fut, timeout or self.config.action_timeout_s)
 
     def post_action(self, action: Mapping[str, str | list[str]]) -> None:
         """Send an action whose reply nobody waits for (best effort: a ``DBDel``).
@@ -490,6 +590,10 @@ class AmiClient:
         as_list: bool | None = None,
     ) -> list[Any]:
         name, fut = self._write(action, as_list)
+        return await self._reply(name, fut, timeout)
+
+    async def _reply(self, name: str, fut: asyncio.Future[Any], timeout: float) -> list[Any]:
+        """The reply of an action written by ``_write``, within ``timeout``."""
         try:
             async with asyncio.timeout(timeout):
                 reply = await fut

@@ -315,14 +315,17 @@ class CallTracker:
             variables.append(hangup_handler_variable(request.call_end_context))
         if variables:
             action["Variable"] = variables
-        originate = asyncio.create_task(
-            ami.send_action(action, timeout=request.ring_timeout_s + request.result_margin_s),
-            name=f"originate-{request.attempt_id}",
+        # Written now (AmiDisconnected now if there is no link); the reply is awaited
+        # below, once on_sent has run.
+        originate = ami.begin_action(
+            action, timeout=request.ring_timeout_s + request.result_margin_s
         )
-        # send_action has written the action once the task has started running.
-        await asyncio.sleep(0)
-        if on_sent is not None and not originate.done():
-            await on_sent()
+        if on_sent is not None:
+            try:
+                await on_sent()
+            except BaseException:
+                originate.close()  # never awaited: the reply goes unread
+                raise
         try:
             reply = await originate
         except AmiError:

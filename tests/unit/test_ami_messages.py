@@ -85,3 +85,63 @@ def test_an_action_is_written_as_panoramisk_writes_it(fields: dict[str, Any]) ->
     assert str(ours) == str(theirs)
     for key in fields:
         assert ours[key.upper()] == theirs[key.upper()]
+
+
+_REPLY_HEADERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "Response": st.sampled_from(["Success", "Error", "Follows", "Goodbye", ""]),
+        "Event": st.sampled_from(
+            ["OriginateResponse", "DBGetTreeComplete", "QueueMember", "CoreShowChannel"]
+        ),
+        "SubEvent": st.sampled_from(["Start", "End", "Exec", "Other"]),
+        "EventList": st.sampled_from(["start", "Complete"]),
+        "Message": st.sampled_from(
+            [
+                "Originate successfully queued",
+                "Added interface to queue",
+                "Results will follow",
+                "Key deleted successfully",
+                "",
+            ]
+        ),
+    },
+)
+
+
+@given(
+    st.sampled_from([None, True, False]),
+    st.sampled_from(["true", "false", None]),
+    st.lists(_REPLY_HEADERS, min_size=1, max_size=5),
+)
+def test_a_reply_completes_an_action_as_it_completes_panoramisks(
+    as_list: bool | None, asynchronous: str | None, replies: list[dict[str, str]]
+) -> None:
+    # Ours works out once whether a reply has several messages; every message must
+    # still end the action (or not) as panoramisk's would, with the same result.
+    fields = {"Action": "Originate", "ActionID": "a/1"}
+    if asynchronous is not None:
+        fields["Async"] = asynchronous
+
+    async def both() -> None:
+        first_replies: list[int] = []
+        ours = _TimedAction(fields, lambda: first_replies.append(1), as_list)
+        theirs = panoramisk.actions.Action(dict(fields), as_list=as_list)
+        for headers in replies:
+            message = panoramisk.Message(headers)
+            outcomes = []
+            for action in (ours, theirs):
+                try:
+                    outcomes.append(action.add_message(message))
+                except KeyError as exc:  # a queued Originate that does not say Async
+                    outcomes.append(exc)
+            if isinstance(outcomes[1], KeyError):
+                assert isinstance(outcomes[0], KeyError)
+                return
+            assert outcomes[0] == outcomes[1]
+            assert ours.future.done() == theirs.future.done()
+        if theirs.future.done():
+            assert ours.future.result() == theirs.future.result()
+        assert first_replies == [1]
+
+    asyncio.run(both())
