@@ -244,6 +244,24 @@ class _BoundedProtocol(panoramisk.ami_protocol.AMIProtocol):  # type: ignore[mis
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(_Corked(transport))
+        # Actions whose reply nobody awaits (``post``): what to call with the reply's
+        # arrival (True) or the link's loss (False), by ActionID.
+        self.posted: dict[str, Callable[[bool], None]] = {}
+
+    def post(self, action: Mapping[str, str], on_reply: Callable[[bool], None]) -> None:
+        """Write an action whose reply is one message, no Future or Action built for it:
+        ``on_reply(True)`` once it is answered (``handle_message``)."""
+        action_id = f"{_ACTION_ID_PREFIX}{next(_action_numbers)}"
+        lines = [f"{key}: {value}" for key, value in action.items() if key.lower() != "actionid"]
+        lines.append(f"ActionID: {action_id}{_EOL}{_EOL}")
+        self.posted[action_id] = on_reply
+        self.transport.write(_EOL.join(lines).encode(getattr(self, "encoding", "ascii")))
+
+    def drop_posted(self) -> None:
+        """The link is gone: every posted action still unanswered never will be."""
+        posted, self.posted = self.posted, {}
+        for on_reply in posted.values():
+            on_reply(False)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -274,6 +292,11 @@ class _BoundedProtocol(panoramisk.ami_protocol.AMIProtocol):  # type: ignore[mis
         store = message._store
         command_id = store.get("commandid")
         action_id = store.get("actionid")
+        if action_id is not None and self.posted:
+            on_reply = self.posted.pop(action_id[1], None)
+            if on_reply is not None:
+                on_reply(True)
+                return
         responses = self.responses
         response = None
         if responses:
@@ -489,6 +512,8 @@ class AmiClient:
         if manager is not None:
             with contextlib.suppress(Exception):
                 manager.close()
+            if isinstance(manager.protocol, _BoundedProtocol):
+                manager.protocol.drop_posted()
         for fut in self._pending:
             if not fut.done():
                 fut.set_exception(AmiDisconnected("AMI connection lost before the reply"))
@@ -545,8 +570,9 @@ class AmiClient:
         name, fut = self._write(action, as_list)
         return self._reply(name, fut, timeout or self.config.action_timeout_s)
 
-    def post_action(self, action: Mapping[str, str | list[str]]) -> None:
-        """Send an action whose reply nobody waits for (best effort: a ``DBDel``).
+    def post_action(self, action: Mapping[str, str]) -> None:
+        """Send an action whose reply nobody waits for (best effort: a ``DBDel``), and
+        whose reply is one message.
 
         Its reply is counted by the action observers like any other; a lost link
         fails it with the others in flight (``_teardown``), logged by nobody: whoever
@@ -555,8 +581,20 @@ class AmiClient:
         """
         if not self.connected:
             raise AmiDisconnected()
-        name, fut = self._write(action, False)
-        fut.add_done_callback(lambda done: self._posted_done(done, name))
+        manager = self._manager
+        if manager is None or manager.protocol is None:
+            raise AmiDisconnected()
+        name = str(action.get("Action", ""))
+        sent = time.monotonic()
+
+        def on_reply(replied: bool) -> None:
+            if replied:
+                for observer in self._action_observers:
+                    observer.action_replied(name, time.monotonic() - sent)
+            else:
+                self._action_failed(name, "disconnected")
+
+        manager.protocol.post(action, on_reply)
 
     def _write(
         self, action: Mapping[str, str | list[str]], as_list: bool | None
@@ -577,11 +615,6 @@ class AmiClient:
         fut = manager.send_action(_TimedAction(action, replied, as_list), as_list=as_list)
         self._pending.add(fut)
         return name, fut
-
-    def _posted_done(self, fut: asyncio.Future[Any], name: str) -> None:
-        self._pending.discard(fut)
-        if not fut.cancelled() and fut.exception() is not None:
-            self._action_failed(name, "disconnected")
 
     async def _send(
         self,

@@ -181,3 +181,43 @@ async def test_a_peer_that_never_ends_a_line_or_a_message_is_cut_off_not_buffere
         await _until(lambda: fake.logins == 2)
         await client.wait_connected(5)
         assert (await client.send_action({"Action": "Ping"}))[0]["Ping"] == "Pong"
+
+
+class _Observer:
+    def __init__(self) -> None:
+        self.replied: list[str] = []
+        self.failed: list[tuple[str, str]] = []
+
+    def action_replied(self, action: str, seconds: float) -> None:
+        if action != "Login":
+            self.replied.append(action)
+
+    def action_failed(self, action: str, reason: str) -> None:
+        self.failed.append((action, reason))
+
+
+async def test_a_posted_action_is_counted_when_answered_and_failed_when_the_link_drops(
+    fake: FakeAmi,
+) -> None:
+    # Nobody awaits a posted action (a call's DBDel): its reply, or the link's loss
+    # before it, still reaches the observers, once.
+    client = AmiClient(_config(fake, ping_interval_s=30))
+    observer = _Observer()
+    client.observe_actions(observer)
+    async with running(client):
+        await client.wait_connected(5)
+        client.post_action({"Action": "DBDel", "Family": "dialer", "Key": "a"})
+        await _until(lambda: observer.replied == ["DBDel"])
+        assert fake.named("dbdel")[0]["key"] == "a"
+        fake.unanswered.add("dbdel")
+        client.post_action({"Action": "DBDel", "Family": "dialer", "Key": "b"})
+        await _until(lambda: len(fake.named("dbdel")) == 2)
+        fake.drop()
+        await _until(lambda: observer.failed == [("DBDel", "disconnected")])
+        await _until(lambda: fake.logins == 2)
+        await client.wait_connected(5)
+        fake.unanswered.discard("dbdel")
+        client.post_action({"Action": "DBDel", "Family": "dialer", "Key": "c"})
+        await _until(lambda: observer.replied == ["DBDel", "DBDel"])
+    assert observer.failed == [("DBDel", "disconnected")]
+    assert len(fake.named("dbdel")) == 3
