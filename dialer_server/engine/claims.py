@@ -2,8 +2,9 @@
 
 A claim takes the due contacts of one running campaign with one statement
 (``claim_due_contacts``: ``FOR UPDATE SKIP LOCKED`` over the partial index on the
-due time), so daemons sharing a database never take the same contact, and in the
-same transaction decides what each one is for:
+due time), so daemons sharing a database never take the same contact. It locks them
+without writing them, and in the same transaction decides what each one is for, and
+writes it once:
 
 - an attempt row, written *before* its Originate goes out: after any crash the
   database knows a call may exist (the caller dials it once the claim has
@@ -14,7 +15,10 @@ same transaction decides what each one is for:
   sent;
 - a later plan, when the contact's calling window is closed now;
 - a final state: a number on a do-not-call list, a campaign without a strategy,
-  a plan whose phone slot is empty.
+  a plan whose phone slot is empty;
+- nothing due (``unplan_contact``) while an attempt of it is still open: its result
+  plans what comes next. A contact put back (its PBX full, its agent already given a
+  callback this claim) is not written at all: due as it was.
 
 The claim reads once what every contact's decision needs (the caller-ID pool, which
 contacts still have an open attempt, which numbers a do-not-call list holds), and writes
@@ -152,9 +156,8 @@ async def claim(
         )
         if not rows:
             return Claim(jobs, closed)
-        rows, later = one_call_per_agent(rows)
-        for contact in later:
-            await conn.execute(query("unclaim_contact"), contact["id"], contact["due_at"])
+        # The others stay as they were (locked, not written): due at the next claim.
+        rows, _later = one_call_per_agent(rows)
         strategy = await strategies.get(conn, slot.id)
         # Read once for the whole claim, with the campaign's lock: its caller-ID pool.
         pool = caller_ids.pool_of(campaign)
@@ -403,12 +406,12 @@ async def _prepare(
         )
         return None
     if has_open_attempt:
-        return None  # its open attempt's result will plan what comes next
+        # Its open attempt's result will plan what comes next: nothing is due till then.
+        await conn.execute(query("unplan_contact"), contact_id)
+        return None
     pbx = place() if channel == "call" else None
     if channel == "call" and pbx is None:
-        # Its PBX is full (a callback's agent's): due again as it was, plan kept.
-        await conn.execute(query("unclaim_contact"), contact_id, contact["due_at"])
-        return None
+        return None  # its PBX is full (a callback's agent's): left due, plan kept
     # The caller ID, from the campaign's pool if it has one (engine/caller_ids.py): after
     # the PBX, so that a number's daily count only counts calls that are placed.
     caller_id = await caller_ids.choose(conn, pool, slot.id, number) if channel == "call" else None

@@ -160,7 +160,11 @@ async def test_no_follow_up_is_claimed_before_its_time(pool: Any) -> None:
         # On time: the automatic one; the personal one only with its agent free.
         rows = await conn.fetch(claim, campaign_id, 10, at, ["agent01"], False)
         assert [(r["id"], r["due_at"]) for r in rows] == [(auto, at)]
+        # (The claim locks what it returns, and writes nothing: both are still due.)
         rows = await conn.fetch(claim, campaign_id, 10, at + timedelta(days=1), [], False)
-        assert rows == []
+        assert [r["id"] for r in rows] == [auto]
         rows = await conn.fetch(claim, campaign_id, 10, at, ["agent05"], False)
-        assert [(r["id"], r["callback_agent"]) for r in rows] == [(personal, "agent05")]
+        assert [(r["id"], r["callback_agent"]) for r in rows] == [
+            (auto, None),
+            (personal, "agent05"),
+        ]

@@ -44,8 +44,11 @@ GROUP BY pbx;
 
 -- name: claim_due_contacts
 -- The one way work is leased: due contacts, oldest first, skipping rows another
--- daemon holds. Unplanning them (next_attempt_at NULL) in the same statement
--- means no other daemon can claim them again until their attempt has a result.
+-- daemon holds. Locked, not written: the claim writes each of them before it commits
+-- (claims.py), and the lock keeps every other claim off them until then: dialled
+-- (insert_engine_attempts unplans it: no other daemon claims it again until its
+-- attempt has a result), planned again or closed, unplanned while its open attempt's
+-- result is on the way (unplan_contact), or left as it was (put back).
 -- A personal callback, or a preview contact an agent called, waits for its agent
 -- ($4: the agents free now): filtered before the LIMIT, so a callback whose
 -- agent stays busy never holds up others. A preview campaign ($5) dials only
@@ -53,28 +56,22 @@ GROUP BY pbx;
 -- columns themselves, not coalesce(): the planner knows how many rows have none from
 -- their statistics, and so walks the due index in order and stops at the LIMIT, instead
 -- of reading (and sorting) every due contact of the campaign.
-WITH due AS (
-    SELECT id, next_attempt_at FROM contacts
-    WHERE campaign_id = $1 AND next_attempt_at IS NOT NULL AND next_attempt_at <= $3
-      AND ((callback_agent IS NULL AND preview_agent IS NULL)
-           OR coalesce(callback_agent, preview_agent) = ANY ($4::text[]))
-      AND (NOT $5 OR callback_agent IS NOT NULL OR preview_agent IS NOT NULL)
-    ORDER BY next_attempt_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE contacts c
-SET next_attempt_at = NULL, updated_at = now()
-FROM due WHERE c.id = due.id
-RETURNING c.*, due.next_attempt_at AS due_at,
-          -- Its result plans what comes next (claims.py): no new attempt now.
-          EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id AND a.state <> 'ended')
-              AS has_open_attempt;
+SELECT c.*, c.next_attempt_at AS due_at,
+       -- Its result plans what comes next (claims.py): no new attempt now.
+       EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id AND a.state <> 'ended')
+           AS has_open_attempt
+FROM contacts c
+WHERE c.campaign_id = $1 AND c.next_attempt_at IS NOT NULL AND c.next_attempt_at <= $3
+  AND ((c.callback_agent IS NULL AND c.preview_agent IS NULL)
+       OR coalesce(c.callback_agent, c.preview_agent) = ANY ($4::text[]))
+  AND (NOT $5 OR c.callback_agent IS NOT NULL OR c.preview_agent IS NOT NULL)
+ORDER BY c.next_attempt_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
 
--- name: unclaim_contact
--- A claimed contact put back as it was (its agent already got a callback this claim).
-UPDATE contacts SET next_attempt_at = $2, updated_at = now()
-WHERE id = $1 AND closed_at IS NULL;
+-- name: unplan_contact
+-- A claimed contact with an attempt still open: nothing is due until its result.
+UPDATE contacts SET next_attempt_at = NULL, updated_at = now() WHERE id = $1;
 
 -- name: do_not_call_numbers
 -- Which of the claim's numbers ($1) the lists hold (global, the campaign's $2), or a
