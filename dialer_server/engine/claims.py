@@ -356,8 +356,11 @@ async def _dialable(
     step_def = strategy.steps[step] if step < len(strategy.steps) else None
     ring = step_def.ring_timeout_s if step_def is not None and channel == "call" else 0
     # Compliance first: outside the contact's calling window the plan waits.
-    zones = zones_for_contact(contact["timezone"], [number], slot.window.default_zone)
-    allowed_at = next_allowed(slot.window, zones, now, timedelta(seconds=ring))
+    if slot.window.always_open:
+        allowed_at: datetime | None = now
+    else:
+        zones = zones_for_contact(contact["timezone"], [number], slot.window.default_zone)
+        allowed_at = next_allowed(slot.window, zones, now, timedelta(seconds=ring))
     if allowed_at != now:
         later = allowed_at or now + timedelta(days=HORIZON_DAYS)
         plan: Decision = (

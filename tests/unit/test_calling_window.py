@@ -229,3 +229,32 @@ def test_the_first_allowed_moment_is_not_later_than_needed(
     while probe < end and probe < at + timedelta(days=2):
         assert not call_fits(window, zones, probe, ring), (probe, start)
         probe += timedelta(minutes=7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    window=windows(),
+    zones=st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True),
+    at=moments,
+    ring_s=st.integers(15, 120),
+)
+def test_a_window_is_always_open_only_if_any_call_may_start_at_any_time(
+    window: CallingWindow, zones: list[str], at: datetime, ring_s: int
+) -> None:
+    # The claim does not work out a contact's zones for an always-open window: no zone
+    # may matter then.
+    ring = timedelta(seconds=ring_s)
+    if window.always_open:
+        assert next_allowed(window, zones, at, ring) == at
+    always = CallingWindow.always(default_zone=window.default_zone)
+    assert always.always_open
+    assert next_allowed(always, zones, at, ring) == at
+
+
+def test_a_window_with_a_gap_or_a_blackout_date_is_not_always_open() -> None:
+    every_day = {day: ["00:00-24:00"] for day in WEEKDAYS}
+    assert parse_window({"hours": every_day}).always_open
+    assert parse_window({"hours": every_day | {"sun": ["00:00-12:00", "12:00-24:00"]}}).always_open
+    assert not parse_window({"hours": every_day | {"sun": ["00:00-23:59"]}}).always_open
+    assert not parse_window({"hours": every_day, "blackout_dates": ["2026-12-25"]}).always_open
+    assert not OFFICE.always_open
