@@ -25,7 +25,6 @@ subscriber is removed when its stream ends, however it ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -33,10 +32,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import asyncpg
-
 from .config import DatabaseConfig, EventsConfig
-from .db.outage import SESSION_ERRORS, TRANSIENT_ERRORS, Outage
+from .db.listen import Listener
+from .db.outage import TRANSIENT_ERRORS, Outage
 from .db.queries import queries_of
 
 query = queries_of(__name__)
@@ -180,12 +178,20 @@ class EventBroker:
     ) -> None:
         self.pool = pool
         self.config = config
-        self._database = database
         self.outage = outage if outage is not None else Outage()
         self._subscribers: set[Subscriber] = set()
         self._wake = asyncio.Event()
-        self._listener: Any = None
-        self._listen_retry_at = 0.0
+        self._listener = (
+            Listener(
+                database.url,
+                NOTIFY_CHANNEL,
+                self._wake.set,
+                connect_timeout_s=database.connect_timeout_s,
+                retry_s=DB_RETRY_MAX_S,
+            )
+            if database is not None
+            else None
+        )
         self.last_seq = 0
         self.started = asyncio.Event()
         self.stopping = False
@@ -299,37 +305,12 @@ class EventBroker:
 
     async def _listen(self) -> None:
         """Keep a LISTEN session; while it is down, the one-second poll finds events."""
-        if self._database is None:
-            return
-        conn = self._listener
-        if conn is not None and not conn.is_closed():
-            return
-        await self._unlisten()
-        if time.monotonic() < self._listen_retry_at:
-            return
-        try:
-            conn = await asyncpg.connect(
-                self._database.url, timeout=self._database.connect_timeout_s
-            )
-            try:
-                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-            except BaseException:
-                await conn.close()
-                raise
-        except SESSION_ERRORS as exc:
-            self._listen_retry_at = time.monotonic() + DB_RETRY_MAX_S
-            logger.debug("event LISTEN unavailable: %s", exc, extra={"action": "events"})
-            return
-        self._listener = conn
-
-    def _notified(self, *_: Any) -> None:
-        self._wake.set()
+        if self._listener is not None:
+            await self._listener.keep()
 
     async def _unlisten(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2.0)
+        if self._listener is not None:
+            await self._listener.close()
 
 
 def parse_types(text: str | None) -> frozenset[str] | None:

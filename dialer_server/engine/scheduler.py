@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..config import Config
+from ..db.listen import Listener
 from ..db.outage import TRANSIENT_ERRORS, Outage, with_db
 from ..errors import AmiDisconnected, AmiError
 from ..observability.metrics import Metrics
@@ -99,6 +100,8 @@ RESULT_LINGER_S = 0.2
 EARLY_TICK_GAP_S = 0.05
 # How often the loop checks whether other daemons share the database.
 ALONE_CHECK_S = 2.0
+# What a campaign's state change notifies (migration 0020).
+CAMPAIGNS_CHANNEL = "dialer_campaigns"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,9 +204,17 @@ class Scheduler:
         # would otherwise always be first).
         self._alone = False
         self._alone_checked_at = float("-inf")
-        # The running campaigns' rows, and when the loop read them (_tick).
+        # The running campaigns' rows, and when the loop read them (_tick): again at once
+        # when a campaign's state changed (a NOTIFY of migration 0020 wakes the loop).
         self._campaigns: list[dict[str, Any]] = []
         self._campaigns_read_at = float("-inf")
+        self._campaign_changes = Listener(
+            config.database.url,
+            CAMPAIGNS_CHANNEL,
+            self._campaign_changed,
+            connect_timeout_s=config.database.connect_timeout_s,
+        )
+        self._listening: asyncio.Task[None] | None = None
         if roster is not None:
             roster.on_change.append(self._wake.set)
         pbxs.on_state_change(self._pbx_state_changed)
@@ -229,6 +240,7 @@ class Scheduler:
                 self.metrics.tick_lag.observe(lag)
                 self.metrics.last_tick.set(time.time())
                 ready = self.pbxs.any_up and self.instance.locked.is_set()
+                self._keep_listening()
                 try:
                     if ready and (self._reconcile_needed.is_set() or now >= next_reconcile):
                         self._reconcile_needed.clear()
@@ -265,8 +277,28 @@ class Scheduler:
                     due = time.monotonic()
                 self._wake.clear()
         finally:
+            if self._listening is not None:
+                self._listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._listening
+            await self._campaign_changes.close()
             await self._drain()
             await self.agents.close()
+
+    def _keep_listening(self) -> None:
+        """(Re)open the LISTEN session in a task of its own: a connect to an unreachable
+        PostgreSQL must not hold up the loop."""
+        if self._campaign_changes.listening:
+            return
+        if self._listening is None or self._listening.done():
+            self._listening = asyncio.create_task(
+                self._campaign_changes.keep(), name="campaigns-listen"
+            )
+
+    def _campaign_changed(self) -> None:
+        """A campaign started, paused, resumed...: the next tick reads them again, now."""
+        self._campaigns_read_at = float("-inf")
+        self._wake.set()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         """Until the next tick, or until stopped, or until woken (``_wake``)."""
@@ -321,9 +353,9 @@ class Scheduler:
             await batcher.close()
 
     async def _tick(self) -> None:
-        # The running campaigns are read at the tick's cadence; an early tick (a line
-        # freed) within half a tick of the last read uses it: each claim re-checks its
-        # campaign under its lock.
+        # The running campaigns are read at the tick's cadence, and at once when one's
+        # state changed; an early tick (a line freed) within half a tick of the last read
+        # uses it: each claim re-checks its campaign under its lock.
         now = time.monotonic()
         if now - self._campaigns_read_at >= self.config.dialing.tick_s / 2:
             async with self.pool.acquire() as conn:

@@ -635,6 +635,22 @@ FOR EACH ROW
 WHEN (OLD.state IS DISTINCT FROM NEW.state)
 EXECUTE FUNCTION webhook_campaign_state();
 
+-- A campaign's state change wakes the daemons at once (migration 0020): the engine
+-- LISTENs on dialer_campaigns and reads the running campaigns again when told.
+CREATE FUNCTION campaign_state_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Delivered at commit, once per transaction whatever the number of campaigns.
+    PERFORM pg_notify('dialer_campaigns', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER campaigns_state_notify AFTER UPDATE OF state ON campaigns
+FOR EACH ROW
+WHEN (OLD.state IS DISTINCT FROM NEW.state)
+EXECUTE FUNCTION campaign_state_notify();
+
 -- Agent dispositions and the status dictionary (migration 0010, dispositions.py).
 
 -- The status dictionary. campaign_id NULL is the global dictionary; a

@@ -419,3 +419,27 @@ async def test_a_call_that_waited_for_its_sent_mark_goes_out_only_if_its_campaig
             )
         }
     assert states == {waited: "created", at_once: "sent"}
+
+
+async def test_a_campaign_started_is_dialled_at_once_not_at_the_next_tick(
+    config: Config, database_url: str
+) -> None:
+    # Ticks half a minute apart: only the campaign's state change (its NOTIFY, migration
+    # 0020) can make the daemon look at it before the test gives up.
+    conn = await asyncpg.connect(database_url)
+    try:
+        campaign_id, ids = await add_campaign(
+            conn, "started", ONE_CALL, [["12025550201"]], start=False
+        )
+        async with running_daemon(engine_config(config, tick_s=30)) as daemon:
+            async with asyncio.timeout(10):
+                while not daemon.scheduler._campaign_changes.listening:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # its first tick read no running campaign
+            assert await store.contact_attempts(conn, ids[0]) == []
+            await store.set_campaign_state(conn, campaign_id, "running")
+            async with asyncio.timeout(10):
+                while not await store.contact_attempts(conn, ids[0]):
+                    await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
