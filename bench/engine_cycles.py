@@ -9,7 +9,10 @@ calls (300) that are not measured: the engine's daemon opens its pool's
 connections and prepares its statements then, once, as a daemon that has run for
 a while has; what is measured is the steady state.
 The bare loop has no database, no strategy and no bookkeeping: it is what
-Asterisk and sipp can do on this machine, so the ratio is the engine's cost.
+Asterisk and sipp can do on this machine, so the ratio is the engine's cost. It
+runs twice, right before and right after the engine, and its two runs count as
+one (their calls, time and CPU summed): a VM's speed drifts within minutes, and
+the anchor is then the machine as it was around the engine's run.
 
 Around each phase the CPU time of each process tree is read from /proc
 (bench/processes.py): the dialer (the bare loop runs in this process; the
@@ -140,6 +143,15 @@ class Phase:
     def ms_per_call(self, name: str) -> float | None:
         used = self.cpu_s.get(name)
         return None if used is None else 1000 * used / self.calls
+
+    def __add__(self, other: Phase) -> Phase:
+        """Two runs of one side as one: their calls, time and CPU summed."""
+        names = self.cpu_s.keys() & other.cpu_s.keys()
+        return Phase(
+            self.calls + other.calls,
+            self.elapsed_s + other.elapsed_s,
+            {name: self.cpu_s[name] + other.cpu_s[name] for name in names},
+        )
 
 
 def _meter(stack: Stack, dialer_pid: int) -> CpuMeter:
@@ -315,9 +327,13 @@ async def _print_statements(conn: Any, calls: int) -> None:
         )
 
 
-def report(bare_phase: Phase, engine_phase: Phase, concurrency: int) -> None:
+def report(bare_phases: tuple[Phase, Phase], engine_phase: Phase, concurrency: int) -> None:
+    bare_phase = bare_phases[0] + bare_phases[1]
     ratio = engine_phase.rate / bare_phase.rate
-    print(f"  bare panoramisk loop : {bare_phase.rate:7.2f} call cycles/s")
+    print(
+        f"  bare panoramisk loop : {bare_phase.rate:7.2f} call cycles/s "
+        f"({bare_phases[0].rate:.2f} before the engine, {bare_phases[1].rate:.2f} after)"
+    )
     print(f"  campaign engine      : {engine_phase.rate:7.2f} call cycles/s")
     print(f"  ratio engine/bare    : {ratio:7.2f}")
     print("  CPU per completed call (ms)    bare   engine")
@@ -337,10 +353,11 @@ def report(bare_phase: Phase, engine_phase: Phase, concurrency: int) -> None:
         "JSON "
         + json.dumps(
             {
-                "calls": bare_phase.calls,
+                "calls": engine_phase.calls,
                 "concurrency": concurrency,
                 "cpus": os.cpu_count(),
                 "bare_cycles_per_s": round(bare_phase.rate, 2),
+                "bare_cycles_per_s_before_after": [round(p.rate, 2) for p in bare_phases],
                 "engine_cycles_per_s": round(engine_phase.rate, 2),
                 "ratio": round(ratio, 3),
                 "cpu_ms_per_call": {
@@ -382,9 +399,14 @@ async def main() -> None:
         f"load average {os.getloadavg()[0]:.1f})",
         flush=True,
     )
-    bare_phase = await bare(config, stack, calls, args.concurrency, args.warmup)
+    # The bare loop runs before and after the engine, and counts as one: this VM's speed
+    # drifts by a third within minutes (Asterisk's CPU for the same bare calls moves
+    # with it), and the anchor must be the machine the engine ran on, not the one of the
+    # minute before.
+    before = await bare(config, stack, calls, args.concurrency, args.warmup)
     engine_phase = await engine(stack, calls, args.concurrency, args.warmup, args.profile)
-    report(bare_phase, engine_phase, args.concurrency)
+    after = await bare(config, stack, calls, args.concurrency, args.warmup)
+    report((before, after), engine_phase, args.concurrency)
 
 
 if __name__ == "__main__":
