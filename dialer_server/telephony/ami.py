@@ -73,7 +73,8 @@ class _TimedAction(panoramisk.actions.Action):  # type: ignore[misc]
 
     Built and written without panoramisk's per-header calls (its case-insensitive
     dict filled one ``__setitem__`` at a time, its id generator): every call sends an
-    Originate and a DBDel. The same store, id header and text as panoramisk's.
+    Originate. The same store, id header and text as panoramisk's. (A call's DBDel, whose
+    reply nobody awaits, needs none of it: ``_BoundedProtocol.post``.)
     """
 
     def __init__(
