@@ -109,6 +109,9 @@ class Claim:
 
     jobs: list[Job]
     closed: list[str]
+    # It found fewer due contacts than it had lines for: the campaign may be done once
+    # its calls end. Not when its lines (or its PBXs') were full: those contacts wait.
+    dry: bool = False
 
 
 async def claim(
@@ -154,8 +157,9 @@ async def claim(
         rows = await conn.fetch(
             query("claim_due_contacts"), slot.id, limit, now, free, slot.mode == "preview"
         )
+        dry = len(rows) < limit
         if not rows:
-            return Claim(jobs, closed)
+            return Claim(jobs, closed, dry)
         # The others stay as they were (locked, not written): due at the next claim.
         rows, _later = one_call_per_agent(rows)
         strategy = await strategies.get(conn, slot.id)
@@ -183,7 +187,7 @@ async def claim(
             if job is not None:
                 jobs.append(job)
         jobs = await _write_attempts(conn, slot.id, jobs, instance_id)
-    return Claim(jobs, closed)
+    return Claim(jobs, closed, dry)
 
 
 async def _do_not_call(conn: Any, campaign_id: int, numbers: Sequence[str]) -> set[str]:

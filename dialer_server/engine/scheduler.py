@@ -181,9 +181,12 @@ class Scheduler:
         # The PBXs to check once per AMI login: can they record our calls' ends?
         self._check_pbx_setup: set[str] = set(pbxs.names)
         self._reconcile_needed = asyncio.Event()
-        # Campaigns whose last claim found fewer due contacts than it had room for: when
-        # their last call in flight ends, they may be done, and are checked at the next
-        # tick rather than at the next periodic check.
+        # Campaigns whose last claim found fewer due contacts than it had room for (not
+        # one held back by full lines, its own or its PBXs'): when their last call in
+        # flight ends, they may be done, and are checked at the next tick rather than at
+        # the next periodic check. Only those: the check wakes the loop, and a daemon
+        # woken whenever its calls ended together would take every line back before
+        # another daemon's tick (issue 12).
         self._running_dry: set[int] = set()
         self._completion_due = False
         self._stop = asyncio.Event()
@@ -378,10 +381,6 @@ class Scheduler:
             if wanted <= 0:
                 continue
             jobs = await self._claim(slot, wanted, self._usable(slot))
-            if len(jobs) < wanted:
-                self._running_dry.add(slot.id)
-            else:
-                self._running_dry.discard(slot.id)
             for job in jobs:
                 if slot.agents is not None and job.channel == "call":
                     slot.agents.calls.add(job.attempt_id)
@@ -422,6 +421,12 @@ class Scheduler:
         # Counted once the transaction has committed.
         for state in claim.closed:
             self.metrics.contact_closed(slot.id, state)
+        # Out of due contacts, not out of lines: a campaign whose lines are full gets no
+        # completion check (and no head start on the lines) when its calls end together.
+        if claim.dry:
+            self._running_dry.add(slot.id)
+        else:
+            self._running_dry.discard(slot.id)
         return claim.jobs
 
     # --- one attempt ------------------------------------------------------------------
