@@ -586,16 +586,25 @@ class AmiClient:
         if manager is None or manager.protocol is None:
             raise AmiDisconnected()
         name = str(action.get("Action", ""))
-        sent = time.monotonic()
+        replied = self._replied(name)
 
-        def on_reply(replied: bool) -> None:
-            if replied:
-                for observer in self._action_observers:
-                    observer.action_replied(name, time.monotonic() - sent)
+        def on_reply(answered: bool) -> None:
+            if answered:
+                replied()
             else:
                 self._action_failed(name, "disconnected")
 
         manager.protocol.post(action, on_reply)
+
+    def _replied(self, name: str) -> Callable[[], None]:
+        """What tells the observers an action sent now was answered (its reply time)."""
+        sent = time.monotonic()
+
+        def replied() -> None:
+            for observer in self._action_observers:
+                observer.action_replied(name, time.monotonic() - sent)
+
+        return replied
 
     def _write(
         self, action: Mapping[str, str | list[str]], as_list: bool | None
@@ -606,12 +615,7 @@ class AmiClient:
         if manager is None or manager.protocol is None:
             raise AmiDisconnected()
         name = str(action.get("Action", ""))
-        sent = time.monotonic()
-
-        def replied() -> None:
-            for observer in self._action_observers:
-                observer.action_replied(name, time.monotonic() - sent)
-
+        replied = self._replied(name)
         # protocol.send() sets the action's as_list from its own argument.
         fut = manager.send_action(_TimedAction(action, replied, as_list), as_list=as_list)
         self._pending.add(fut)
